@@ -1,0 +1,177 @@
+//! The eframe app: drains service events into the view model (`logic`), draws the screens
+//! (`ui`), and turns key presses and clicks into service commands.
+//!
+//! Invariants: the UI thread never blocks or awaits (it only sends commands and reads
+//! events); it repaints only when an event arrives, on input, or on a timer that something on
+//! screen needs (the countdown, the paid screen's return).
+
+pub mod fonts;
+pub mod state;
+
+use std::time::{Duration, Instant};
+
+use egui::{Event as InputEvent, Key};
+
+use self::state::{Action, PadKey, Screen, TillState};
+use crate::model::OrderNo;
+use crate::service::{ChargeRequest, Command, EventReceiver, ServiceHandle};
+use crate::ui;
+
+/// The till.
+pub struct TillApp {
+    /// The view model (public for tests).
+    pub state: TillState,
+    service: ServiceHandle,
+    events: EventReceiver,
+    textures: ui::QrTextures,
+}
+
+impl TillApp {
+    /// Builds the app on an egui context: installs fonts and style.
+    pub fn new(
+        ctx: &egui::Context,
+        state: TillState,
+        service: ServiceHandle,
+        events: EventReceiver,
+    ) -> Self {
+        fonts::install(ctx);
+        fonts::style(ctx);
+        TillApp {
+            state,
+            service,
+            events,
+            textures: ui::QrTextures::default(),
+        }
+    }
+
+    /// Runs an action from a key or a click.
+    fn run(&mut self, action: Action) {
+        match action {
+            Action::Charge { amount, channel } => {
+                let order_no = self.service.charge(ChargeRequest {
+                    amount,
+                    channel,
+                    provider_id: self.state.provider_id.clone(),
+                    subject: String::new(),
+                    operator: self.state.operator.clone(),
+                });
+                self.state.charging(order_no);
+            }
+            Action::Cancel(order_no) => self.service.send(Command::Cancel(order_no)),
+            Action::SimulatePayment(order_no) => {
+                self.service.send(Command::SimulatePayment(order_no))
+            }
+            Action::QueryNow(order_no) => self.service.send(Command::QueryNow(order_no)),
+        }
+    }
+
+    /// Keys: digits and `.` type the amount; Backspace; Enter charges; Esc clears or cancels;
+    /// 1–4 pick the channel in the channel step; F9 simulates the payment in demo mode.
+    fn keys(&mut self, ctx: &egui::Context) -> Vec<Action> {
+        let events = ctx.input(|i| i.events.clone());
+        let mut actions = Vec::new();
+        for event in events {
+            match event {
+                InputEvent::Text(text) => {
+                    for ch in text.chars() {
+                        actions.extend(self.char_key(ch));
+                    }
+                }
+                InputEvent::Key {
+                    key,
+                    pressed: true,
+                    modifiers,
+                    ..
+                } if !modifiers.ctrl && !modifiers.alt && !modifiers.command => {
+                    actions.extend(self.named_key(key));
+                }
+                _ => {}
+            }
+        }
+        actions
+    }
+
+    fn char_key(&mut self, ch: char) -> Option<Action> {
+        match (&self.state.screen, ch) {
+            (Screen::Till, '0'..='9') => {
+                let digit = ch.to_digit(10).and_then(|d| u8::try_from(d).ok())?;
+                self.state.press(PadKey::Digit(digit));
+                None
+            }
+            (Screen::Till, '.' | '。') => {
+                self.state.press(PadKey::Dot);
+                None
+            }
+            (Screen::PickChannel, '1'..='9') => {
+                let n = ch.to_digit(10).and_then(|d| usize::try_from(d).ok())?;
+                let channel = self.state.channel_key(n)?;
+                self.state.pick_channel(channel)
+            }
+            _ => None,
+        }
+    }
+
+    fn named_key(&mut self, key: Key) -> Option<Action> {
+        match key {
+            Key::Enter => self.state.enter(),
+            Key::Escape => self.state.escape(),
+            Key::Backspace => {
+                self.state.press(PadKey::Backspace);
+                None
+            }
+            Key::Delete => {
+                self.state.press(PadKey::Clear);
+                None
+            }
+            Key::F9 if self.state.demo => self.qr_order().map(Action::SimulatePayment),
+            Key::F5 => self.qr_order().map(Action::QueryNow),
+            _ => None,
+        }
+    }
+
+    fn qr_order(&self) -> Option<OrderNo> {
+        match &self.state.screen {
+            Screen::Qr(order_no) => Some(order_no.clone()),
+            _ => None,
+        }
+    }
+
+    /// Applies waiting service events; returns when the screen next needs a repaint by time.
+    fn drain(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        while let Ok(event) = self.events.try_recv() {
+            self.state.apply(event, now);
+        }
+        let mut wake = self.state.tick(now);
+        if let Screen::Qr(_) = self.state.screen {
+            // The countdown shows whole seconds: wake at the next one.
+            let ms = crate::service::now_ms();
+            let next =
+                Duration::from_millis(1000 - u64::try_from(ms.rem_euclid(1000)).unwrap_or(0));
+            wake = Some(wake.map_or(next, |w| w.min(next)));
+        }
+        wake
+    }
+}
+
+impl eframe::App for TillApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        if let Some(wait) = self.drain() {
+            ctx.request_repaint_after(wait);
+        }
+        for action in self.keys(ctx) {
+            self.run(action);
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let actions = ui::draw(ui, &mut self.state, &mut self.textures);
+        for action in actions {
+            self.run(action);
+        }
+        // An action may have changed the screen: draw it now rather than on the next input.
+        if ui.ctx().input(|i| !i.events.is_empty()) {
+            ui.ctx().request_repaint();
+        }
+    }
+}

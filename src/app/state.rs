@@ -1,0 +1,434 @@
+//! The till's view model: what the screens show and what keys do, in plain Rust with no egui
+//! types, so it is tested without a window.
+//!
+//! Invariants: one sale at a time (the charge action is refused while an order is being
+//! created or shown, so a double press never makes two orders); the amount text can only
+//! hold what [`Fen::parse_input`] may accept, plus the moment between "12" and "12.3".
+
+use std::time::{Duration, Instant};
+
+use crate::config::Language;
+use crate::ledger::{OrderRow, Totals};
+use crate::model::{Channel, Fen, OrderNo, PaymentStatus, QrPayload};
+use crate::service::{Event, OrderUpdate};
+
+/// How long the paid screen stays before the till comes back by itself.
+pub const PAID_SCREEN: Duration = Duration::from_secs(5);
+/// How long the cancelled screen stays.
+pub const CANCELLED_SCREEN: Duration = Duration::from_secs(2);
+
+/// The longest amount text (`50000.00` and a little more).
+const MAX_AMOUNT_CHARS: usize = 10;
+
+/// What is on screen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Screen {
+    /// Typing an amount.
+    Till,
+    /// The amount is valid; staff pick the channel (keys 1–4, Enter for the highlighted one).
+    PickChannel,
+    /// The order is written and being created at the provider.
+    Creating(OrderNo),
+    /// The QR is shown; the order is watched.
+    Qr(OrderNo),
+    /// The sale ended (paid, expired, cancelled, failed); shown since the instant.
+    Done(OrderNo, Instant),
+}
+
+/// A keypad key, from the on-screen pad or the keyboard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PadKey {
+    /// 0–9.
+    Digit(u8),
+    /// The decimal point.
+    Dot,
+    /// ⌫
+    Backspace,
+    /// C
+    Clear,
+}
+
+/// What the app must ask of the service after a UI action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Start a sale.
+    Charge {
+        /// The amount.
+        amount: Fen,
+        /// The wallet.
+        channel: Channel,
+    },
+    /// Cancel this order.
+    Cancel(OrderNo),
+    /// Demo: the customer pays.
+    SimulatePayment(OrderNo),
+    /// Ask the provider now.
+    QueryNow(OrderNo),
+}
+
+/// The till's whole view state.
+#[derive(Debug)]
+pub struct TillState {
+    /// The typed amount, as shown.
+    pub amount_text: String,
+    /// A message about the amount or the last charge attempt.
+    pub error: Option<String>,
+    /// The highlighted channel (the last one used).
+    pub channel: Channel,
+    /// The channels the current provider offers, in key order.
+    pub channels: Vec<Channel>,
+    /// The current provider account.
+    pub provider_id: String,
+    /// Its name for people.
+    pub provider_name: String,
+    /// Whether the current provider can be queried (else the QR screen says it waits for the
+    /// provider's notification).
+    pub provider_can_query: bool,
+    /// The operator recorded on sales.
+    pub operator: String,
+    /// The largest amount allowed.
+    pub max_amount: Fen,
+    /// UI language.
+    pub language: Language,
+    /// Demo mode.
+    pub demo: bool,
+    /// What is on screen.
+    pub screen: Screen,
+    /// The order on screen, as last reported.
+    pub order: Option<OrderRow>,
+    /// Its QR, once known.
+    pub qr: Option<QrPayload>,
+    /// Today's paid sales.
+    pub totals: Totals,
+    /// Messages for staff that belong to no screen (latest last).
+    pub notices: Vec<String>,
+}
+
+impl TillState {
+    /// A fresh till on `provider` with `channels`.
+    pub fn new(
+        provider_id: &str,
+        provider_name: &str,
+        channels: Vec<Channel>,
+        can_query: bool,
+    ) -> Self {
+        TillState {
+            amount_text: String::new(),
+            error: None,
+            channel: channels.first().copied().unwrap_or(Channel::Alipay),
+            channels,
+            provider_id: provider_id.to_string(),
+            provider_name: provider_name.to_string(),
+            provider_can_query: can_query,
+            operator: String::new(),
+            max_amount: crate::model::DEFAULT_MAX_AMOUNT,
+            language: Language::Zh,
+            demo: false,
+            screen: Screen::Till,
+            order: None,
+            qr: None,
+            totals: Totals::default(),
+            notices: Vec::new(),
+        }
+    }
+
+    /// Picks the text for the UI language.
+    pub fn t<'a>(&self, zh: &'a str, en: &'a str) -> &'a str {
+        match self.language {
+            Language::Zh => zh,
+            Language::En => en,
+        }
+    }
+
+    /// A keypad key on the till screen. Ignored elsewhere.
+    pub fn press(&mut self, key: PadKey) {
+        if self.screen != Screen::Till {
+            return;
+        }
+        self.error = None;
+        let text = &mut self.amount_text;
+        match key {
+            PadKey::Digit(d) if d <= 9 => {
+                let decimals = text.split_once('.').map(|(_, f)| f.len());
+                if decimals.is_some_and(|n| n >= 2) || text.len() >= MAX_AMOUNT_CHARS {
+                    return;
+                }
+                // "0" followed by a digit becomes that digit: no leading zeros.
+                if text == "0" {
+                    text.clear();
+                }
+                text.push(char::from(b'0' + d));
+            }
+            PadKey::Digit(_) => {}
+            PadKey::Dot => {
+                if text.contains('.') || text.len() >= MAX_AMOUNT_CHARS {
+                    return;
+                }
+                if text.is_empty() {
+                    text.push('0');
+                }
+                text.push('.');
+            }
+            PadKey::Backspace => {
+                text.pop();
+            }
+            PadKey::Clear => text.clear(),
+        }
+    }
+
+    /// Enter on the till screen: checks the amount; with one channel, charges at once; with
+    /// several, moves to the channel step.
+    pub fn enter(&mut self) -> Option<Action> {
+        match &self.screen {
+            Screen::Till => {
+                let amount = self.checked_amount()?;
+                if self.channels.len() == 1 {
+                    return self.charge_with(amount, self.channel);
+                }
+                self.screen = Screen::PickChannel;
+                None
+            }
+            Screen::PickChannel => self.pick_channel(self.channel),
+            Screen::Done(..) => {
+                self.back_to_till();
+                None
+            }
+            Screen::Creating(_) | Screen::Qr(_) => None,
+        }
+    }
+
+    /// A channel chosen (key 1–4 in the channel step, or its button on the till screen):
+    /// charges the typed amount with it.
+    pub fn pick_channel(&mut self, channel: Channel) -> Option<Action> {
+        if !matches!(self.screen, Screen::Till | Screen::PickChannel) {
+            return None;
+        }
+        if !self.channels.contains(&channel) {
+            self.error = Some(format!(
+                "{} {}",
+                self.provider_name,
+                self.t("不支持此支付方式", "does not offer this channel")
+            ));
+            return None;
+        }
+        let amount = self.checked_amount()?;
+        self.charge_with(amount, channel)
+    }
+
+    /// The channel behind key `n` (1-based), in the provider's order.
+    pub fn channel_key(&self, n: usize) -> Option<Channel> {
+        n.checked_sub(1).and_then(|i| self.channels.get(i)).copied()
+    }
+
+    fn checked_amount(&mut self) -> Option<Fen> {
+        match Fen::parse_input(&self.amount_text, self.max_amount) {
+            Ok(amount) => Some(amount),
+            Err(err) => {
+                self.error = Some(err.to_string());
+                self.screen = Screen::Till;
+                None
+            }
+        }
+    }
+
+    fn charge_with(&mut self, amount: Fen, channel: Channel) -> Option<Action> {
+        self.channel = channel;
+        self.error = None;
+        // The screen moves to Creating when the app has the order number; until then a
+        // second press finds the screen unchanged but `awaiting_order` set.
+        Some(Action::Charge { amount, channel })
+    }
+
+    /// The app got the order number for a charge it sent.
+    pub fn charging(&mut self, order_no: OrderNo) {
+        self.screen = Screen::Creating(order_no);
+        self.order = None;
+        self.qr = None;
+    }
+
+    /// Esc: clears the amount, leaves the channel step, cancels the order on screen, or
+    /// closes the result screen.
+    pub fn escape(&mut self) -> Option<Action> {
+        match &self.screen {
+            Screen::Till => {
+                self.amount_text.clear();
+                self.error = None;
+                None
+            }
+            Screen::PickChannel => {
+                self.screen = Screen::Till;
+                None
+            }
+            Screen::Creating(order_no) | Screen::Qr(order_no) => {
+                Some(Action::Cancel(order_no.clone()))
+            }
+            Screen::Done(..) => {
+                self.back_to_till();
+                None
+            }
+        }
+    }
+
+    fn back_to_till(&mut self) {
+        let keep_amount = self
+            .order
+            .as_ref()
+            .is_some_and(|o| matches!(o.status, PaymentStatus::Failed | PaymentStatus::Expired));
+        self.screen = Screen::Till;
+        if !keep_amount {
+            // A paid or cancelled sale is over; a failed or expired one is likely retried.
+            self.amount_text.clear();
+        }
+        self.order = None;
+        self.qr = None;
+    }
+
+    /// The order number on screen, if any.
+    pub fn current_order_no(&self) -> Option<&OrderNo> {
+        match &self.screen {
+            Screen::Creating(no) | Screen::Qr(no) | Screen::Done(no, _) => Some(no),
+            Screen::Till | Screen::PickChannel => None,
+        }
+    }
+
+    /// Takes one service event.
+    pub fn apply(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Order(update) => self.apply_order(*update, now),
+            Event::ChargeFailed { order_no, message } => {
+                if self.current_order_no() == Some(&order_no) {
+                    self.screen = Screen::Till;
+                    self.error = Some(message);
+                } else {
+                    self.notices.push(message);
+                }
+            }
+            Event::Totals(totals) => self.totals = totals,
+            Event::Notice(message) => self.notices.push(message),
+        }
+    }
+
+    fn apply_order(&mut self, update: OrderUpdate, now: Instant) {
+        if self.current_order_no() != Some(&update.order.order_no) {
+            return;
+        }
+        if update.qr.is_some() {
+            self.qr = update.qr;
+        }
+        let status = update.order.status;
+        let order_no = update.order.order_no.clone();
+        self.order = Some(update.order);
+        match status {
+            PaymentStatus::Creating => {}
+            PaymentStatus::Pending | PaymentStatus::Confirming => {
+                if matches!(self.screen, Screen::Creating(_)) {
+                    self.screen = Screen::Qr(order_no);
+                }
+            }
+            PaymentStatus::Paid
+            | PaymentStatus::Expired
+            | PaymentStatus::Cancelled
+            | PaymentStatus::Failed => {
+                if !matches!(self.screen, Screen::Done(..)) {
+                    self.screen = Screen::Done(order_no, now);
+                }
+            }
+        }
+    }
+
+    /// Time passing on the result screen: back to the till after a paid or cancelled sale.
+    /// Returns how long until that happens, for a repaint.
+    pub fn tick(&mut self, now: Instant) -> Option<Duration> {
+        let Screen::Done(_, since) = &self.screen else {
+            return None;
+        };
+        let stay = match self.order.as_ref().map(|o| o.status) {
+            Some(PaymentStatus::Paid) => PAID_SCREEN,
+            Some(PaymentStatus::Cancelled) => CANCELLED_SCREEN,
+            // Expired and failed stay until staff have read them.
+            _ => return None,
+        };
+        let shown = now.duration_since(*since);
+        if shown >= stay {
+            self.back_to_till();
+            None
+        } else {
+            Some(stay - shown)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn till() -> TillState {
+        TillState::new(
+            "main",
+            "ispay.in",
+            vec![Channel::Alipay, Channel::Wechat, Channel::Unionpay],
+            true,
+        )
+    }
+
+    fn typed(keys: &str) -> TillState {
+        let mut t = till();
+        for c in keys.chars() {
+            match c {
+                '.' => t.press(PadKey::Dot),
+                '<' => t.press(PadKey::Backspace),
+                d => t.press(PadKey::Digit(
+                    d.to_digit(10)
+                        .and_then(|d| u8::try_from(d).ok())
+                        .unwrap_or(0),
+                )),
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn keypad_keeps_the_amount_well_formed() {
+        assert_eq!(typed("12.345").amount_text, "12.34");
+        assert_eq!(typed(".5").amount_text, "0.5");
+        assert_eq!(typed("007").amount_text, "7");
+        assert_eq!(typed("1..2").amount_text, "1.2");
+        assert_eq!(typed("12<3").amount_text, "13");
+        assert_eq!(typed("12345678901234").amount_text.len(), MAX_AMOUNT_CHARS);
+    }
+
+    #[test]
+    fn enter_then_channel_key_charges_once() {
+        let mut t = typed("12.3");
+        assert_eq!(t.enter(), None);
+        assert_eq!(t.screen, Screen::PickChannel);
+        let action = t.pick_channel(Channel::Wechat);
+        assert_eq!(
+            action,
+            Some(Action::Charge {
+                amount: Fen(1230),
+                channel: Channel::Wechat
+            })
+        );
+        let order_no =
+            OrderNo::new("A1").unwrap_or_else(|_| OrderNo::generate(chrono::Local::now(), true));
+        t.charging(order_no);
+        // A second Enter while the order is being created does nothing.
+        assert_eq!(t.enter(), None);
+        assert_eq!(t.pick_channel(Channel::Wechat), None);
+    }
+
+    #[test]
+    fn bad_amounts_say_why() {
+        let mut t = typed("0");
+        assert_eq!(t.enter(), None);
+        assert_eq!(t.screen, Screen::Till);
+        assert!(t.error.as_deref().is_some_and(|e| e.contains("大于 0")));
+        let mut t = typed("60000");
+        assert_eq!(t.enter(), None);
+        assert!(t.error.as_deref().is_some_and(|e| e.contains("50000.00")));
+        let mut t = typed("5");
+        assert_eq!(t.pick_channel(Channel::Qq), None);
+        assert!(t.error.is_some());
+    }
+}

@@ -1,0 +1,372 @@
+//! The config file (TOML) → a validated [`Config`], and where files live.
+//!
+//! Invariant: every refusal names the file and the key and says what is allowed; a merchant
+//! key goes straight into a provider's `Secret` and is never part of an error message.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::model::{DEFAULT_MAX_AMOUNT, Fen};
+use crate::providers::{self, Provider};
+
+/// The default listen address of the callback listener.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8765";
+
+/// A refused config file.
+#[derive(Debug, thiserror::Error)]
+#[error("config file {path}: {message}")]
+pub struct ConfigError {
+    /// The file.
+    pub path: String,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+/// UI language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Language {
+    /// 中文 (the default).
+    #[default]
+    Zh,
+    /// English.
+    En,
+}
+
+/// The callback listener's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// Whether to run it.
+    pub enabled: bool,
+    /// Where it binds.
+    pub listen: SocketAddr,
+    /// The URL providers and payers are told (behind the shop's router or a tunnel).
+    pub public_url: Option<String>,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8765)),
+            public_url: None,
+        }
+    }
+}
+
+/// A validated config.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where it was read from (`None` in demo mode).
+    pub path: Option<PathBuf>,
+    /// The provider used when the till starts.
+    pub default_provider: String,
+    /// The operator recorded on every sale.
+    pub operator: String,
+    /// The largest amount one sale may have.
+    pub max_amount: Fen,
+    /// How long an order waits for payment when its provider does not say.
+    pub order_timeout: Duration,
+    /// How long an ended unpaid order is still watched for a late payment.
+    pub late_grace: Duration,
+    /// UI language.
+    pub language: Language,
+    /// The callback listener.
+    pub listener: ListenerConfig,
+    /// The provider accounts, in file order.
+    pub providers: Vec<Arc<dyn Provider>>,
+}
+
+impl Config {
+    /// The account with this id.
+    pub fn provider(&self, id: &str) -> Option<&Arc<dyn Provider>> {
+        self.providers.iter().find(|p| p.id() == id)
+    }
+
+    /// Reads and validates a config file.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file and the key.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+            path: path.display().to_string(),
+            message: format!("cannot read it: {err}"),
+        })?;
+        let mut config = Config::parse(&text).map_err(|message| ConfigError {
+            path: path.display().to_string(),
+            message,
+        })?;
+        config.path = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Parses config text.
+    ///
+    /// # Errors
+    /// A message naming the key and what is allowed.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let table: toml::Table = text.parse().map_err(|err: toml::de::Error| {
+            // toml's message quotes the offending line, which may hold a key: keep only the
+            // position and the reason.
+            let reason = err.message();
+            match err.span() {
+                Some(span) => {
+                    let line = text
+                        .get(..span.start)
+                        .map_or(0, |s| s.lines().count().max(1));
+                    format!("not valid TOML at line {line}: {reason}")
+                }
+                None => format!("not valid TOML: {reason}"),
+            }
+        })?;
+        const TOP: &[&str] = &[
+            "default_provider",
+            "operator",
+            "max_amount",
+            "order_timeout_secs",
+            "late_grace_secs",
+            "language",
+            "listener",
+            "provider",
+        ];
+        if let Some(unknown) = table.keys().find(|key| !TOP.contains(&key.as_str())) {
+            return Err(format!(
+                "unknown key `{unknown}` (allowed: {})",
+                TOP.join(", ")
+            ));
+        }
+        let string = |key: &str| -> Result<Option<String>, String> {
+            match table.get(key) {
+                None => Ok(None),
+                Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(format!(
+                    "key `{key}` must be a string in quotes, found {}",
+                    other.type_str()
+                )),
+            }
+        };
+        let seconds = |key: &str, default: u64, max: u64| -> Result<Duration, String> {
+            match table.get(key) {
+                None => Ok(Duration::from_secs(default)),
+                Some(toml::Value::Integer(n))
+                    if (1..=i64::try_from(max).unwrap_or(i64::MAX)).contains(n) =>
+                {
+                    Ok(Duration::from_secs(n.unsigned_abs()))
+                }
+                Some(other) => Err(format!(
+                    "key `{key}` must be a whole number of seconds from 1 to {max}, found `{other}`"
+                )),
+            }
+        };
+        let max_amount = match string("max_amount")? {
+            None => DEFAULT_MAX_AMOUNT,
+            Some(text) => Fen::parse_input(&text, Fen(i64::MAX)).map_err(|err| {
+                format!("key `max_amount` must be an amount in yuan such as \"50000.00\": {err}")
+            })?,
+        };
+        let language = match string("language")?.as_deref() {
+            None | Some("zh") => Language::Zh,
+            Some("en") => Language::En,
+            Some(other) => {
+                return Err(format!(
+                    "key `language` must be \"zh\" or \"en\", found `{other}`"
+                ));
+            }
+        };
+        let listener = parse_listener(table.get("listener"))?;
+        let providers = parse_providers(table.get("provider"))?;
+        let default_provider = match string("default_provider")? {
+            Some(id) => {
+                if !providers.iter().any(|p| p.id() == id) {
+                    return Err(format!(
+                        "key `default_provider` names `{id}`, but no [[provider]] has that id (ids: {})",
+                        ids(&providers)
+                    ));
+                }
+                id
+            }
+            None => providers
+                .first()
+                .map(|p| p.id().to_string())
+                .unwrap_or_default(),
+        };
+        Ok(Config {
+            path: None,
+            default_provider,
+            operator: string("operator")?.unwrap_or_default(),
+            max_amount,
+            order_timeout: seconds("order_timeout_secs", 300, 86_400)?,
+            late_grace: seconds("late_grace_secs", 600, 86_400)?,
+            language,
+            listener,
+            providers,
+        })
+    }
+}
+
+fn ids(providers: &[Arc<dyn Provider>]) -> String {
+    providers
+        .iter()
+        .map(|p| p.id())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn parse_listener(value: Option<&toml::Value>) -> Result<ListenerConfig, String> {
+    let mut listener = ListenerConfig::default();
+    let Some(value) = value else {
+        return Ok(listener);
+    };
+    let table = value
+        .as_table()
+        .ok_or("`listener` must be a table: [listener]")?;
+    for (key, value) in table {
+        match (key.as_str(), value) {
+            ("enabled", toml::Value::Boolean(b)) => listener.enabled = *b,
+            ("listen", toml::Value::String(s)) => {
+                listener.listen = s.parse().map_err(|_| {
+                    format!("[listener] key `listen` must be an address such as \"{DEFAULT_LISTEN}\", found `{s}`")
+                })?;
+            }
+            ("public_url", toml::Value::String(s)) => {
+                let parsed = url::Url::parse(s).map_err(|err| {
+                    format!("[listener] key `public_url` is not a valid URL ({err}): `{s}`")
+                })?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(format!(
+                        "[listener] key `public_url` must be an http:// or https:// URL, found `{s}`"
+                    ));
+                }
+                listener.public_url = Some(s.trim_end_matches('/').to_string());
+            }
+            ("enabled" | "listen" | "public_url", other) => {
+                return Err(format!(
+                    "[listener] key `{key}` has the wrong type ({})",
+                    other.type_str()
+                ));
+            }
+            (other, _) => {
+                return Err(format!(
+                    "[listener] unknown key `{other}` (allowed: enabled, listen, public_url)"
+                ));
+            }
+        }
+    }
+    Ok(listener)
+}
+
+fn parse_providers(value: Option<&toml::Value>) -> Result<Vec<Arc<dyn Provider>>, String> {
+    let Some(value) = value else {
+        return Err(
+            "no [[provider]] section: add one with id, kind and the provider's credentials".into(),
+        );
+    };
+    let list = value
+        .as_array()
+        .ok_or("`provider` must be written as [[provider]] sections")?;
+    let kinds = || {
+        providers::KINDS
+            .iter()
+            .map(|k| k.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out: Vec<Arc<dyn Provider>> = Vec::new();
+    for (index, entry) in list.iter().enumerate() {
+        let n = index + 1;
+        let mut table = entry
+            .as_table()
+            .cloned()
+            .ok_or_else(|| format!("[[provider]] number {n} is not a table"))?;
+        let id = match table.remove("id") {
+            Some(toml::Value::String(id)) if valid_id(&id) => id,
+            Some(toml::Value::String(id)) => {
+                return Err(format!(
+                    "[[provider]] number {n}: key `id` must be 1–32 characters of a-z, 0-9, _ or -, found `{id}`"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "[[provider]] number {n}: missing key `id` (a short name such as \"main\")"
+                ));
+            }
+        };
+        if out.iter().any(|p| p.id() == id) {
+            return Err(format!("[[provider]] id `{id}` is used twice"));
+        }
+        let kind_name = match table.remove("kind") {
+            Some(toml::Value::String(kind)) => kind,
+            _ => {
+                return Err(format!(
+                    "[[provider]] `{id}`: missing key `kind` (one of: {})",
+                    kinds()
+                ));
+            }
+        };
+        let kind = providers::kind(&kind_name).ok_or_else(|| {
+            format!(
+                "[[provider]] `{id}`: unknown kind `{kind_name}` (one of: {})",
+                kinds()
+            )
+        })?;
+        let provider = (kind.from_table)(&id, &table)
+            .map_err(|message| format!("[[provider]] `{id}` (kind {kind_name}): {message}"))?;
+        out.push(provider);
+    }
+    if out.is_empty() {
+        return Err(
+            "no [[provider]] section: add one with id, kind and the provider's credentials".into(),
+        );
+    }
+    Ok(out)
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Where the config and the ledger live.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    /// The config file (it may not exist: then the till runs in demo mode).
+    pub config: PathBuf,
+    /// Whether the config path was given explicitly (then a missing file is an error).
+    pub config_explicit: bool,
+    /// The data folder: ledger and logs.
+    pub data_dir: PathBuf,
+}
+
+impl Paths {
+    /// Resolves paths from the command line / environment, falling back to the platform's
+    /// folders (`~/.config/qrtill`, `~/.local/share/qrtill` on Linux).
+    pub fn resolve(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> Paths {
+        let dirs = directories::ProjectDirs::from("", "", "qrtill");
+        let fallback = || PathBuf::from(".qrtill");
+        Paths {
+            config_explicit: config.is_some(),
+            config: config.unwrap_or_else(|| {
+                dirs.as_ref()
+                    .map_or_else(fallback, |d| d.config_dir().to_path_buf())
+                    .join("config.toml")
+            }),
+            data_dir: data_dir.unwrap_or_else(|| {
+                dirs.as_ref()
+                    .map_or_else(fallback, |d| d.data_dir().to_path_buf())
+            }),
+        }
+    }
+
+    /// The ledger file: a separate one in demo mode, so no demo sale can mix with real ones.
+    pub fn ledger(&self, demo: bool) -> PathBuf {
+        self.data_dir.join(if demo {
+            "ledger-demo.sqlite3"
+        } else {
+            "ledger.sqlite3"
+        })
+    }
+}

@@ -1,0 +1,616 @@
+//! The local ledger (SQLite through rusqlite): every order and an append-only event log.
+//!
+//! Invariants kept here:
+//! - an order row is committed (WAL, `synchronous=FULL`) by [`Ledger::insert_order`] before
+//!   the service lets its create request leave the machine;
+//! - every status change is one transaction that updates `orders` and appends an
+//!   `order_events` row with the provider's raw answer; the change itself is decided by
+//!   [`PaymentStatus::apply`] on the row read inside that transaction;
+//! - the ledger never sees a secret: callers pass provider answers, never requests.
+
+mod schema;
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension as _, Row, params};
+
+use crate::model::{Channel, Fen, OrderNo, PaymentStatus, ProviderState};
+
+/// Ledger failures. The message names the file where one is involved.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// SQLite refused.
+    #[error("ledger database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file could not be opened.
+    #[error("cannot open the ledger {path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The order number is already taken.
+    #[error("order number {0} already exists in the ledger")]
+    Duplicate(String),
+    /// No such order.
+    #[error("no order {0} in the ledger")]
+    NotFound(String),
+    /// A stored value does not parse (the file was edited by hand or is damaged).
+    #[error("ledger row is damaged: {0}")]
+    Corrupt(String),
+}
+
+/// One order as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderRow {
+    /// Our order number.
+    pub order_no: OrderNo,
+    /// The configured provider account.
+    pub provider_id: String,
+    /// Its protocol.
+    pub provider_kind: String,
+    /// The wallet.
+    pub channel: Channel,
+    /// The order's amount.
+    pub amount: Fen,
+    /// What the customer must pay, when the provider set it.
+    pub payable: Option<Fen>,
+    /// What was paid.
+    pub paid: Option<Fen>,
+    /// Where it is.
+    pub status: PaymentStatus,
+    /// The provider's id.
+    pub provider_order_id: Option<String>,
+    /// The title.
+    pub subject: String,
+    /// Who took the sale.
+    pub operator: String,
+    /// Made in demo mode against the sandbox: not a real sale.
+    pub demo: bool,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub expires_at: Option<i64>,
+    /// Unix ms.
+    pub paid_at: Option<i64>,
+    /// Paid after the till gave up on it (expired or cancelled).
+    pub late_paid: bool,
+    /// Paid a different amount from the one asked for.
+    pub amount_mismatch: bool,
+    /// The last message for staff (a provider refusal, a fault).
+    pub message: Option<String>,
+}
+
+impl OrderRow {
+    /// What the customer is asked to pay: the provider's adjusted amount, else the order's.
+    pub fn payable_or_amount(&self) -> Fen {
+        self.payable.unwrap_or(self.amount)
+    }
+}
+
+/// A new order, before it has a status.
+#[derive(Clone, Debug)]
+pub struct NewOrder {
+    /// Our order number.
+    pub order_no: OrderNo,
+    /// The provider account.
+    pub provider_id: String,
+    /// Its protocol.
+    pub provider_kind: String,
+    /// The wallet.
+    pub channel: Channel,
+    /// The amount.
+    pub amount: Fen,
+    /// The title.
+    pub subject: String,
+    /// Who takes the sale.
+    pub operator: String,
+    /// Demo mode.
+    pub demo: bool,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub expires_at: i64,
+}
+
+/// One row of an order's event log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRow {
+    /// Unix ms.
+    pub at: i64,
+    /// What happened: `created`, `create`, `query`, `callback`, `staff`, `timer`, `error` …
+    pub kind: String,
+    /// The status before, for a change.
+    pub from: Option<String>,
+    /// The status after, for a change.
+    pub to: Option<String>,
+    /// Words for staff.
+    pub detail: String,
+    /// The provider's raw answer.
+    pub raw: Option<String>,
+}
+
+/// A report to apply to an order: a provider answer, a callback, or staff and timer actions.
+#[derive(Clone, Debug)]
+pub struct Update {
+    /// Where it came from (`create`, `query`, `callback`, `staff`, `timer`).
+    pub source: &'static str,
+    /// The state it reports.
+    pub state: ProviderState,
+    /// Words for staff and the event log.
+    pub detail: String,
+    /// The provider's raw answer.
+    pub raw: Option<String>,
+    /// The provider's order id, when learnt.
+    pub provider_order_id: Option<String>,
+    /// The amount to pay, when the provider adjusted it.
+    pub payable: Option<Fen>,
+    /// The amount paid, as reported.
+    pub paid_amount: Option<Fen>,
+    /// A new expiry, Unix ms.
+    pub expires_at: Option<i64>,
+    /// Unix ms.
+    pub at: i64,
+}
+
+impl Update {
+    /// An update with only the state, source and detail set.
+    pub fn new(
+        source: &'static str,
+        state: ProviderState,
+        detail: impl Into<String>,
+        at: i64,
+    ) -> Self {
+        Update {
+            source,
+            state,
+            detail: detail.into(),
+            raw: None,
+            provider_order_id: None,
+            payable: None,
+            paid_amount: None,
+            expires_at: None,
+            at,
+        }
+    }
+}
+
+/// What [`Ledger::apply`] did.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    /// The row after the update.
+    pub order: OrderRow,
+    /// The status before, when it changed.
+    pub changed_from: Option<PaymentStatus>,
+}
+
+/// Paid sales over a window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// How many.
+    pub count: i64,
+    /// How much.
+    pub total: Fen,
+}
+
+/// The ledger: one SQLite connection.
+pub struct Ledger {
+    conn: Connection,
+}
+
+const ORDER_COLUMNS: &str = "order_no, provider_id, provider_kind, channel, amount_fen, payable_fen, \
+    paid_fen, status, provider_order_id, subject, operator, demo, created_at, expires_at, paid_at, \
+    late_paid, amount_mismatch, message";
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger file and brings its schema up to date.
+    ///
+    /// # Errors
+    /// [`LedgerError::Open`] naming the file, or a migration failure.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        if let Some(dir) = path.parent() {
+            // A missing folder surfaces as SQLite's own "unable to open" below.
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path).map_err(|source| LedgerError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::init(conn)
+    }
+
+    /// An in-memory ledger, for tests.
+    ///
+    /// # Errors
+    /// When SQLite cannot start.
+    pub fn open_in_memory() -> Result<Self, LedgerError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, LedgerError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // WAL keeps readers off the writer's back; FULL makes a commit survive power loss.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut ledger = Ledger { conn };
+        ledger.migrate()?;
+        Ok(ledger)
+    }
+
+    fn migrate(&mut self) -> Result<(), LedgerError> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))?;
+        let tx = self.conn.transaction()?;
+        for (index, sql) in schema::MIGRATIONS.iter().enumerate() {
+            let target = i64::try_from(index).unwrap_or(i64::MAX).saturating_add(1);
+            if target > version {
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", target)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The schema version.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn schema_version(&self) -> Result<i64, LedgerError> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))?)
+    }
+
+    /// Writes a new order in status `creating` with its first event, and commits.
+    ///
+    /// # Errors
+    /// [`LedgerError::Duplicate`] when the order number is taken.
+    pub fn insert_order(&mut self, order: &NewOrder) -> Result<OrderRow, LedgerError> {
+        let tx = self.conn.transaction()?;
+        let inserted = tx.execute(
+            "INSERT INTO orders (order_no, provider_id, provider_kind, channel, amount_fen, status, \
+             subject, operator, demo, created_at, expires_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?8, ?9, ?10, ?9)",
+            params![
+                order.order_no.as_str(),
+                order.provider_id,
+                order.provider_kind,
+                order.channel.as_str(),
+                order.amount.0,
+                order.subject,
+                order.operator,
+                order.demo,
+                order.created_at,
+                order.expires_at,
+            ],
+        );
+        match inserted {
+            Err(rusqlite::Error::SqliteFailure(err, _))
+                if err.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(LedgerError::Duplicate(order.order_no.to_string()));
+            }
+            other => other?,
+        };
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO order_events (order_id, at, kind, to_status, detail) VALUES (?1, ?2, 'created', 'creating', ?3)",
+            params![
+                id,
+                order.created_at,
+                format!(
+                    "{} {} via {} ({})",
+                    order.amount, order.channel, order.provider_id, order.provider_kind
+                )
+            ],
+        )?;
+        tx.commit()?;
+        self.get(&order.order_no)?
+            .ok_or_else(|| LedgerError::NotFound(order.order_no.to_string()))
+    }
+
+    /// Applies a report in one transaction: decides the new status from the stored one,
+    /// updates the row, and appends the event (also when nothing changed, so the raw answer
+    /// is kept).
+    ///
+    /// # Errors
+    /// [`LedgerError::NotFound`] for an unknown order, or a database error (nothing is
+    /// changed then).
+    pub fn apply(&mut self, order_no: &OrderNo, update: &Update) -> Result<Applied, LedgerError> {
+        let tx = self.conn.transaction()?;
+        let (id, current) = {
+            let found: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT id, status FROM orders WHERE order_no = ?1",
+                    [order_no.as_str()],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let (id, status) = found.ok_or_else(|| LedgerError::NotFound(order_no.to_string()))?;
+            let status: PaymentStatus =
+                status.parse().map_err(|err: crate::model::UnknownStatus| {
+                    LedgerError::Corrupt(err.to_string())
+                })?;
+            (id, status)
+        };
+        let next = current.apply(&update.state);
+        let detail = match &update.state {
+            ProviderState::Unknown(code) => {
+                format!(
+                    "{} (unknown provider code {code}: order left as it is)",
+                    update.detail
+                )
+            }
+            _ => update.detail.clone(),
+        };
+        // Facts the answer carries are kept even when the status does not move.
+        tx.execute(
+            "UPDATE orders SET \
+               provider_order_id = COALESCE(provider_order_id, ?2), \
+               payable_fen = COALESCE(?3, payable_fen), \
+               expires_at = COALESCE(?4, expires_at), \
+               updated_at = ?5 \
+             WHERE id = ?1",
+            params![
+                id,
+                update.provider_order_id,
+                update.payable.map(|fen| fen.0),
+                update.expires_at,
+                update.at
+            ],
+        )?;
+        if let Some(next) = next {
+            tx.execute(
+                "UPDATE orders SET status = ?2, message = ?3 WHERE id = ?1",
+                params![id, next.as_str(), detail],
+            )?;
+            if next == PaymentStatus::Paid {
+                let late = matches!(
+                    current,
+                    PaymentStatus::Expired | PaymentStatus::Cancelled | PaymentStatus::Failed
+                );
+                tx.execute(
+                    "UPDATE orders SET paid_at = ?2, late_paid = ?3, \
+                       paid_fen = COALESCE(?4, payable_fen, amount_fen), \
+                       amount_mismatch = (COALESCE(?4, payable_fen, amount_fen) <> COALESCE(payable_fen, amount_fen)) \
+                     WHERE id = ?1",
+                    params![id, update.at, late, update.paid_amount.map(|fen| fen.0)],
+                )?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO order_events (order_id, at, kind, from_status, to_status, detail, raw) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                id,
+                update.at,
+                update.source,
+                next.map(|_| current.as_str()),
+                next.map(PaymentStatus::as_str),
+                detail,
+                update.raw
+            ],
+        )?;
+        tx.commit()?;
+        let order = self
+            .get(order_no)?
+            .ok_or_else(|| LedgerError::NotFound(order_no.to_string()))?;
+        Ok(Applied {
+            order,
+            changed_from: next.map(|_| current),
+        })
+    }
+
+    /// Appends an event that changes no status (a failed request, a note).
+    ///
+    /// # Errors
+    /// [`LedgerError::NotFound`] for an unknown order, or a database error.
+    pub fn note(
+        &mut self,
+        order_no: &OrderNo,
+        kind: &str,
+        detail: &str,
+        raw: Option<&str>,
+        at: i64,
+    ) -> Result<(), LedgerError> {
+        let tx = self.conn.transaction()?;
+        let id: i64 = tx
+            .query_row(
+                "SELECT id FROM orders WHERE order_no = ?1",
+                [order_no.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| LedgerError::NotFound(order_no.to_string()))?;
+        tx.execute(
+            "UPDATE orders SET message = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, detail, at],
+        )?;
+        tx.execute(
+            "INSERT INTO order_events (order_id, at, kind, detail, raw) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, at, kind, detail, raw],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One order.
+    ///
+    /// # Errors
+    /// On a database error or a damaged row.
+    pub fn get(&self, order_no: &OrderNo) -> Result<Option<OrderRow>, LedgerError> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE order_no = ?1");
+        let row = self
+            .conn
+            .query_row(&sql, [order_no.as_str()], RawOrder::from_row)
+            .optional()?;
+        row.map(RawOrder::into_order).transpose()
+    }
+
+    /// An order's events, oldest first.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn events(&self, order_no: &OrderNo) -> Result<Vec<EventRow>, LedgerError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT e.at, e.kind, e.from_status, e.to_status, e.detail, e.raw \
+             FROM order_events e JOIN orders o ON o.id = e.order_id \
+             WHERE o.order_no = ?1 ORDER BY e.id",
+        )?;
+        let rows = stmt.query_map([order_no.as_str()], |row| {
+            Ok(EventRow {
+                at: row.get(0)?,
+                kind: row.get(1)?,
+                from: row.get(2)?,
+                to: row.get(3)?,
+                detail: row.get(4)?,
+                raw: row.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Orders created in `[from_ms, to_ms)`, oldest first.
+    ///
+    /// # Errors
+    /// On a database error or a damaged row.
+    pub fn orders_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<OrderRow>, LedgerError> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE created_at >= ?1 AND created_at < ?2 ORDER BY created_at, id"
+        );
+        self.query_orders(&sql, params![from_ms, to_ms])
+    }
+
+    /// Orders that have not ended (`creating`, `pending`, `confirming`), oldest first.
+    ///
+    /// # Errors
+    /// On a database error or a damaged row.
+    pub fn open_orders(&self) -> Result<Vec<OrderRow>, LedgerError> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE status IN ('creating', 'pending', 'confirming') ORDER BY created_at, id"
+        );
+        self.query_orders(&sql, params![])
+    }
+
+    /// Paid orders created in `[from_ms, to_ms)`: count and sum of what was paid.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn paid_totals(&self, from_ms: i64, to_ms: i64) -> Result<Totals, LedgerError> {
+        let (count, total): (i64, i64) = self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(COALESCE(paid_fen, amount_fen)), 0) FROM orders \
+             WHERE status = 'paid' AND created_at >= ?1 AND created_at < ?2",
+            params![from_ms, to_ms],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        Ok(Totals {
+            count,
+            total: Fen(total),
+        })
+    }
+
+    /// `PRAGMA integrity_check` says `ok`.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn integrity_ok(&self) -> Result<bool, LedgerError> {
+        let result: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
+        Ok(result == "ok")
+    }
+
+    fn query_orders(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<OrderRow>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let raw = stmt
+            .query_map(params, RawOrder::from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raw.into_iter().map(RawOrder::into_order).collect()
+    }
+}
+
+/// A row as SQLite hands it over, before its text columns are parsed.
+struct RawOrder {
+    order_no: String,
+    provider_id: String,
+    provider_kind: String,
+    channel: String,
+    amount: i64,
+    payable: Option<i64>,
+    paid: Option<i64>,
+    status: String,
+    provider_order_id: Option<String>,
+    subject: String,
+    operator: String,
+    demo: bool,
+    created_at: i64,
+    expires_at: Option<i64>,
+    paid_at: Option<i64>,
+    late_paid: bool,
+    amount_mismatch: bool,
+    message: Option<String>,
+}
+
+impl RawOrder {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RawOrder {
+            order_no: row.get(0)?,
+            provider_id: row.get(1)?,
+            provider_kind: row.get(2)?,
+            channel: row.get(3)?,
+            amount: row.get(4)?,
+            payable: row.get(5)?,
+            paid: row.get(6)?,
+            status: row.get(7)?,
+            provider_order_id: row.get(8)?,
+            subject: row.get(9)?,
+            operator: row.get(10)?,
+            demo: row.get(11)?,
+            created_at: row.get(12)?,
+            expires_at: row.get(13)?,
+            paid_at: row.get(14)?,
+            late_paid: row.get(15)?,
+            amount_mismatch: row.get(16)?,
+            message: row.get(17)?,
+        })
+    }
+
+    fn into_order(self) -> Result<OrderRow, LedgerError> {
+        let corrupt =
+            |what: String| LedgerError::Corrupt(format!("order {}: {what}", self.order_no));
+        Ok(OrderRow {
+            order_no: OrderNo::new(&self.order_no).map_err(|err| corrupt(err.to_string()))?,
+            channel: self
+                .channel
+                .parse()
+                .map_err(|err: crate::model::UnknownChannel| corrupt(err.to_string()))?,
+            status: self
+                .status
+                .parse()
+                .map_err(|err: crate::model::UnknownStatus| corrupt(err.to_string()))?,
+            provider_id: self.provider_id,
+            provider_kind: self.provider_kind,
+            amount: Fen(self.amount),
+            payable: self.payable.map(Fen),
+            paid: self.paid.map(Fen),
+            provider_order_id: self.provider_order_id,
+            subject: self.subject,
+            operator: self.operator,
+            demo: self.demo,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            paid_at: self.paid_at,
+            late_paid: self.late_paid,
+            amount_mismatch: self.amount_mismatch,
+            message: self.message,
+        })
+    }
+}

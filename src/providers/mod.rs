@@ -1,0 +1,324 @@
+//! Payment-provider protocols, sans IO: each provider builds request descriptions and parses
+//! responses and callbacks; it never sends, sleeps, reads the clock or touches the ledger.
+//!
+//! Invariants kept here:
+//! - a provider reports [`ProviderState::Paid`] only for an explicit success code, and only
+//!   after the message's signature (where it has one) was checked in constant time;
+//! - an unknown code becomes [`ProviderState::Unknown`], which leaves an order as it is;
+//! - adding a protocol is one folder below this one plus one line in [`KINDS`].
+
+pub mod ispay;
+pub mod sign;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::model::{Channel, Fen, OrderNo, ProviderState, QrPayload};
+
+/// HTTP method of a request description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+}
+
+/// A request for `service` to send: everything that goes on the wire, byte for byte.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// GET or POST.
+    pub method: Method,
+    /// The absolute URL, query string included.
+    pub url: String,
+    /// Extra headers (the content type included when there is a body).
+    pub headers: Vec<(String, String)>,
+    /// The body, when there is one.
+    pub body: Option<Vec<u8>>,
+}
+
+impl HttpRequest {
+    /// A GET of `url`.
+    pub fn get(url: String) -> Self {
+        HttpRequest {
+            method: Method::Get,
+            url,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// A POST of `fields` as `application/x-www-form-urlencoded`, in the order given.
+    pub fn post_form(url: String, fields: &[(&str, &str)]) -> Self {
+        let mut body = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in fields {
+            body.append_pair(name, value);
+        }
+        HttpRequest {
+            method: Method::Post,
+            url,
+            headers: vec![(
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            )],
+            body: Some(body.finish().into_bytes()),
+        }
+    }
+}
+
+/// A response as `service` received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The raw body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The body as text, lossily, for the event log.
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// What `service` knows when it asks a provider to build a request. Injected so that
+/// providers stay deterministic and testable.
+#[derive(Clone, Debug)]
+pub struct CallContext {
+    /// The current time as Unix seconds.
+    pub now_unix: i64,
+    /// Where the provider should send its notify for this order.
+    pub notify_url: String,
+}
+
+/// A new order to create.
+#[derive(Clone, Debug)]
+pub struct CreateOrder {
+    /// Our order number.
+    pub order_no: OrderNo,
+    /// The amount the customer should pay.
+    pub amount: Fen,
+    /// The wallet.
+    pub channel: Channel,
+    /// A title for the order (may be empty).
+    pub subject: String,
+}
+
+/// What we know of an order when asking about it.
+#[derive(Clone, Debug)]
+pub struct OrderRef {
+    /// Our order number.
+    pub order_no: OrderNo,
+    /// The provider's own order id, once its create answer arrived.
+    pub provider_order_id: Option<String>,
+}
+
+/// The provider's answer to a create.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CreateOutcome {
+    /// The provider's own id for the order.
+    pub provider_order_id: Option<String>,
+    /// The QR, when the create answer carries it.
+    pub qr: Option<QrPayload>,
+    /// The amount the customer must pay, when the provider adjusts it.
+    pub payable: Option<Fen>,
+}
+
+/// The provider's answer to a query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusReport {
+    /// The state, mapped from the provider's code.
+    pub state: ProviderState,
+    /// The provider's own code, as sent.
+    pub raw_code: String,
+    /// The provider's id for the order, when the answer names it.
+    pub provider_order_id: Option<String>,
+    /// The QR, when the answer carries it.
+    pub qr: Option<QrPayload>,
+    /// The amount the provider says it received or expects.
+    pub amount: Option<Fen>,
+    /// The order's lifetime in seconds, as the provider states it.
+    pub timeout_secs: Option<u64>,
+}
+
+/// A query's result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueryOutcome {
+    /// The provider described the order.
+    Report(StatusReport),
+    /// The provider says it has no such order (it was never created).
+    NotFound {
+        /// The provider's words.
+        message: String,
+    },
+}
+
+/// A callback (notify) as the listener received it.
+#[derive(Clone, Debug, Default)]
+pub struct CallbackRequest {
+    /// `GET` or `POST`.
+    pub method: String,
+    /// The decoded query-string pairs, in order.
+    pub query: Vec<(String, String)>,
+    /// The raw body.
+    pub body: Vec<u8>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+}
+
+impl CallbackRequest {
+    /// The decoded query and form-body pairs together (query first).
+    pub fn params(&self) -> Vec<(String, String)> {
+        let mut pairs = self.query.clone();
+        let is_form = self
+            .content_type
+            .as_deref()
+            .is_none_or(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if is_form && !self.body.is_empty() {
+            pairs.extend(url::form_urlencoded::parse(&self.body).into_owned());
+        }
+        pairs
+    }
+}
+
+/// A verified callback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackReport {
+    /// Our order number, as the provider sent it.
+    pub order_no: OrderNo,
+    /// The state it reports.
+    pub state: ProviderState,
+    /// The provider's own code, as sent.
+    pub raw_code: String,
+    /// The amount it says was paid.
+    pub amount: Option<Fen>,
+}
+
+/// The HTTP answer a provider expects to a callback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackAck {
+    /// Status code.
+    pub status: u16,
+    /// Body text.
+    pub body: String,
+}
+
+/// Why a provider call did not give a usable answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider answered, and refused at business level.
+    #[error("provider refused (code {code}): {message}")]
+    Rejected {
+        /// The provider's error code.
+        code: String,
+        /// The provider's message.
+        message: String,
+    },
+    /// The HTTP status was not a success.
+    #[error("provider answered HTTP {status}")]
+    HttpStatus {
+        /// The status code.
+        status: u16,
+    },
+    /// The body could not be understood.
+    #[error("provider answer not understood: {reason}")]
+    Decode {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A signature did not match.
+    #[error("signature does not match")]
+    BadSignature,
+    /// The protocol has no such operation.
+    #[error("{0} is not part of this provider's protocol")]
+    NotSupported(&'static str),
+}
+
+/// How often a provider may be asked about one order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PollLimits {
+    /// Never query one order more often than this.
+    pub min_interval: Duration,
+}
+
+/// One configured provider account speaking one protocol.
+pub trait Provider: Send + Sync + std::fmt::Debug {
+    /// The account id from the config (`[[provider]] id`).
+    fn id(&self) -> &str;
+
+    /// The protocol's name in the config (`kind`).
+    fn kind(&self) -> &'static str;
+
+    /// A name for people, e.g. `ispay.in 就付`.
+    fn display_name(&self) -> &'static str;
+
+    /// The channels this account can take, in key order.
+    fn channels(&self) -> &[Channel];
+
+    /// How often an order may be queried.
+    fn poll_limits(&self) -> PollLimits;
+
+    /// Whether the protocol has a status query (otherwise payment is known only by notify).
+    fn can_query(&self) -> bool;
+
+    /// The create request.
+    ///
+    /// # Errors
+    /// [`ProviderError::NotSupported`] when the channel is not offered.
+    fn build_create(
+        &self,
+        order: &CreateOrder,
+        ctx: &CallContext,
+    ) -> Result<HttpRequest, ProviderError>;
+
+    /// Reads the create answer.
+    ///
+    /// # Errors
+    /// A [`ProviderError`] for an HTTP error, an unreadable body or a refusal.
+    fn parse_create(&self, response: &HttpResponse) -> Result<CreateOutcome, ProviderError>;
+
+    /// The status query for an order (by the provider's id when known, else by ours).
+    ///
+    /// # Errors
+    /// [`ProviderError::NotSupported`] when the protocol has no query.
+    fn build_query(&self, order: &OrderRef) -> Result<HttpRequest, ProviderError>;
+
+    /// Reads a query answer.
+    ///
+    /// # Errors
+    /// A [`ProviderError`] for an HTTP error, an unreadable body or a refusal.
+    fn parse_query(&self, response: &HttpResponse) -> Result<QueryOutcome, ProviderError>;
+
+    /// Verifies and reads a callback.
+    ///
+    /// # Errors
+    /// [`ProviderError::BadSignature`] for a forged callback, [`ProviderError::Decode`] for a
+    /// malformed one.
+    fn verify_callback(&self, request: &CallbackRequest) -> Result<CallbackReport, ProviderError>;
+
+    /// The answer the provider expects to a callback we accepted (`ok`) or refused.
+    fn callback_ack(&self, ok: bool) -> CallbackAck;
+}
+
+/// Builds an account from its id and config table; the error names the key.
+pub type FromTable = fn(id: &str, table: &toml::Table) -> Result<Arc<dyn Provider>, String>;
+
+/// A protocol the till speaks: its config name and how to build an account from config.
+pub struct ProviderKind {
+    /// The `kind` value in the config.
+    pub name: &'static str,
+    /// Builds an account from its `[[provider]]` table (the `id` and `kind` keys removed).
+    ///
+    /// The error names the offending key and what is allowed.
+    pub from_table: FromTable,
+}
+
+/// Every protocol the till speaks: one line each.
+pub const KINDS: &[ProviderKind] = &[ispay::KIND];
+
+/// Looks up a protocol by its config name.
+pub fn kind(name: &str) -> Option<&'static ProviderKind> {
+    KINDS.iter().find(|kind| kind.name == name)
+}

@@ -1,0 +1,480 @@
+//! The only place that does I/O on orders: tokio tasks that create, watch, query and cancel
+//! orders, the callback listener, and the ledger calls that record each step.
+//!
+//! The UI and the CLI talk to it through [`ServiceHandle`] (commands in) and
+//! [`EventReceiver`] (events out); it never imports egui: the app hands it a repaint hook.
+//!
+//! Invariants kept here:
+//! - an order's row is committed before its create request is built and sent;
+//! - every answer a provider gives about an order is applied through the ledger's single
+//!   transition function, and its raw text kept in the event log;
+//! - a create whose answer never came is looked up by our order number, never re-sent;
+//! - a callback is believed only after its signature checks out and its amount matches.
+
+pub mod listener;
+mod order;
+pub mod poll;
+pub mod transport;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use crate::ledger::{Applied, Ledger, LedgerError, OrderRow, Totals, Update};
+use crate::model::{Channel, Fen, OrderNo, ProviderState, QrPayload};
+use crate::providers::{CallbackAck, CallbackRequest, Provider};
+
+pub use self::transport::Transport;
+
+/// The hook the service calls after posting events, so the UI wakes up (egui's
+/// `request_repaint`); a no-op for the CLI.
+pub type Repaint = Arc<dyn Fn() + Send + Sync>;
+
+/// What the service needs to know from the config.
+#[derive(Clone)]
+pub struct ServiceConfig {
+    /// The provider accounts.
+    pub providers: Vec<Arc<dyn Provider>>,
+    /// How long an order waits when its provider does not say.
+    pub order_timeout: Duration,
+    /// How long an ended unpaid order is still watched for a late payment.
+    pub late_grace: Duration,
+    /// Demo mode: orders are marked as demo and the sandbox can be told to pay.
+    pub demo: bool,
+    /// The sandbox's control URL (demo mode), for "simulate customer payment".
+    pub sandbox_control: Option<String>,
+    /// Where providers send notifies: `{notify_base}/notify/{provider_id}`.
+    pub notify_base: String,
+}
+
+/// A sale to start.
+#[derive(Clone, Debug)]
+pub struct ChargeRequest {
+    /// The amount.
+    pub amount: Fen,
+    /// The wallet.
+    pub channel: Channel,
+    /// The provider account.
+    pub provider_id: String,
+    /// A title (may be empty).
+    pub subject: String,
+    /// Who takes the sale.
+    pub operator: String,
+}
+
+/// What the UI or CLI asks of the service.
+#[derive(Clone, Debug)]
+pub enum Command {
+    /// Start a sale under this (fresh) order number.
+    Charge(OrderNo, ChargeRequest),
+    /// Staff cancel an order (the provider is still watched for a late payment).
+    Cancel(OrderNo),
+    /// Ask the provider about an order now.
+    QueryNow(OrderNo),
+    /// Demo mode: tell the sandbox the customer paid.
+    SimulatePayment(OrderNo),
+}
+
+/// An order's latest state, as the UI shows it.
+#[derive(Clone, Debug)]
+pub struct OrderUpdate {
+    /// The ledger row after the change.
+    pub order: OrderRow,
+    /// The QR, when it became known with this update.
+    pub qr: Option<QrPayload>,
+    /// Whether the status changed with this update.
+    pub status_changed: bool,
+}
+
+/// What the service tells the UI or CLI.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// An order was written, changed, or learnt something (e.g. its QR).
+    Order(Box<OrderUpdate>),
+    /// A sale could not start; no order exists for it.
+    ChargeFailed {
+        /// The order number that was meant for it.
+        order_no: OrderNo,
+        /// Why, for staff.
+        message: String,
+    },
+    /// Today's paid sales.
+    Totals(Totals),
+    /// Something staff should see that belongs to no current screen (a late payment, a
+    /// ledger fault).
+    Notice(String),
+}
+
+/// Receives the service's events.
+pub type EventReceiver = mpsc::UnboundedReceiver<Event>;
+
+/// Sends commands to the service; cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct ServiceHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runtime: Handle,
+    config: ServiceConfig,
+    ledger: Arc<Mutex<Ledger>>,
+    transport: Transport,
+    events: mpsc::UnboundedSender<Event>,
+    repaint: Repaint,
+    watches: Mutex<HashMap<OrderNo, mpsc::UnboundedSender<order::WatchCommand>>>,
+}
+
+/// Starts the service on `runtime`; resumes every order that had not ended.
+///
+/// # Errors
+/// When the HTTP client cannot start.
+pub fn start(
+    runtime: Handle,
+    ledger: Ledger,
+    config: ServiceConfig,
+    repaint: Repaint,
+) -> Result<(ServiceHandle, EventReceiver), transport::TransportError> {
+    let (events, receiver) = mpsc::unbounded_channel();
+    let inner = Arc::new(Inner {
+        runtime,
+        transport: Transport::new(Duration::from_secs(15))?,
+        config,
+        ledger: Arc::new(Mutex::new(ledger)),
+        events,
+        repaint,
+        watches: Mutex::new(HashMap::new()),
+    });
+    let handle = ServiceHandle { inner };
+    handle.resume_open_orders();
+    handle.publish_totals();
+    Ok((handle, receiver))
+}
+
+impl ServiceHandle {
+    /// Sends a command; the work happens on the runtime.
+    #[track_caller]
+    pub fn send(&self, command: Command) {
+        let inner = self.inner.clone();
+        tracing::debug!(?command, caller = %std::panic::Location::caller(), "command");
+        self.inner.runtime.spawn(async move {
+            match command {
+                Command::Charge(order_no, request) => {
+                    order::charge(inner, order_no, request).await;
+                }
+                Command::Cancel(order_no) => inner.cancel(order_no).await,
+                Command::QueryNow(order_no) => inner.wake(&order_no, order::WatchCommand::QueryNow),
+                Command::SimulatePayment(order_no) => inner.simulate_payment(order_no).await,
+            }
+        });
+    }
+
+    /// Starts a sale and returns its fresh order number; the order's events follow.
+    pub fn charge(&self, request: ChargeRequest) -> OrderNo {
+        let order_no = OrderNo::generate(chrono::Local::now(), self.inner.config.demo);
+        self.send(Command::Charge(order_no.clone(), request));
+        order_no
+    }
+
+    /// Handles a callback that reached the listener for `provider_id`.
+    pub async fn handle_callback(
+        &self,
+        provider_id: &str,
+        request: CallbackRequest,
+    ) -> Option<CallbackAck> {
+        self.inner
+            .clone()
+            .handle_callback(provider_id, request)
+            .await
+    }
+
+    /// The provider accounts.
+    pub fn providers(&self) -> &[Arc<dyn Provider>] {
+        &self.inner.config.providers
+    }
+
+    /// Whether this is demo mode.
+    pub fn is_demo(&self) -> bool {
+        self.inner.config.demo
+    }
+
+    /// Runs a closure on the ledger off the async threads (for reports and the CLI).
+    ///
+    /// # Errors
+    /// The closure's ledger error, or one saying the ledger task failed.
+    pub async fn with_ledger<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        self.inner.with_ledger(f).await
+    }
+
+    fn resume_open_orders(&self) {
+        let inner = self.inner.clone();
+        self.inner.runtime.spawn(async move {
+            match inner.with_ledger(|l| l.open_orders()).await {
+                Ok(orders) => {
+                    for row in orders {
+                        tracing::info!(order_no = %row.order_no, status = %row.status, "resuming an order that had not ended");
+                        tokio::spawn(order::resume(inner.clone(), row));
+                    }
+                }
+                Err(err) => inner.notice(format!("cannot read open orders: {err}")),
+            }
+        });
+    }
+
+    fn publish_totals(&self) {
+        let inner = self.inner.clone();
+        self.inner
+            .runtime
+            .spawn(async move { inner.publish_totals().await });
+    }
+}
+
+/// `[start, end)` of today in local time, as Unix ms.
+pub fn today_window() -> (i64, i64) {
+    let now = chrono::Local::now();
+    let start = now
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
+        .map_or(now.timestamp_millis(), |t| t.timestamp_millis());
+    (start, start + 86_400_000)
+}
+
+/// Now as Unix ms.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn lock(ledger: &Mutex<Ledger>) -> MutexGuard<'_, Ledger> {
+    // A panic elsewhere must not stop the till from recording sales: SQLite's own
+    // transactions keep the file consistent, so a poisoned lock is still usable.
+    ledger
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Inner {
+    fn provider(&self, id: &str) -> Option<Arc<dyn Provider>> {
+        self.config.providers.iter().find(|p| p.id() == id).cloned()
+    }
+
+    fn notify_url(&self, provider_id: &str) -> String {
+        format!("{}/notify/{provider_id}", self.config.notify_base)
+    }
+
+    fn emit(&self, event: Event) {
+        // The receiver is gone only while the app shuts down.
+        let _ = self.events.send(event);
+        (self.repaint)();
+    }
+
+    fn notice(&self, message: String) {
+        tracing::warn!("{message}");
+        self.emit(Event::Notice(message));
+    }
+
+    async fn with_ledger<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let ledger = self.ledger.clone();
+        tokio::task::spawn_blocking(move || f(&mut lock(&ledger)))
+            .await
+            .unwrap_or_else(|err| Err(LedgerError::Corrupt(format!("ledger task failed: {err}"))))
+    }
+
+    /// Applies an update and tells the UI; returns the result, or `None` after reporting a
+    /// ledger fault.
+    async fn apply(
+        &self,
+        order_no: &OrderNo,
+        update: Update,
+        qr: Option<QrPayload>,
+    ) -> Option<Applied> {
+        let key = order_no.clone();
+        match self.with_ledger(move |l| l.apply(&key, &update)).await {
+            Ok(applied) => {
+                let changed = applied.changed_from.is_some();
+                if let Some(from) = applied.changed_from {
+                    tracing::info!(order_no = %order_no, %from, to = %applied.order.status, "order status");
+                }
+                if changed && applied.order.late_paid {
+                    self.emit(Event::Notice(format!(
+                        "迟到的付款：订单 {} 已收款 ¥{} / late payment received for order {}",
+                        order_no,
+                        applied.order.paid.unwrap_or(applied.order.amount),
+                        order_no
+                    )));
+                }
+                self.emit(Event::Order(Box::new(OrderUpdate {
+                    order: applied.order.clone(),
+                    qr,
+                    status_changed: changed,
+                })));
+                if changed {
+                    self.publish_totals().await;
+                }
+                Some(applied)
+            }
+            Err(err) => {
+                self.notice(format!("ledger could not record order {order_no}: {err}"));
+                None
+            }
+        }
+    }
+
+    async fn note(
+        &self,
+        order_no: &OrderNo,
+        kind: &'static str,
+        detail: String,
+        raw: Option<String>,
+    ) {
+        tracing::info!(order_no = %order_no, kind, "{detail}");
+        let key = order_no.clone();
+        let result = self
+            .with_ledger(move |l| {
+                l.note(&key, kind, &detail, raw.as_deref(), now_ms())?;
+                l.get(&key)
+            })
+            .await;
+        match result {
+            Ok(Some(order)) => self.emit(Event::Order(Box::new(OrderUpdate {
+                order,
+                qr: None,
+                status_changed: false,
+            }))),
+            Ok(None) => {}
+            Err(err) => self.notice(format!("ledger could not record order {order_no}: {err}")),
+        }
+    }
+
+    async fn publish_totals(&self) {
+        let (from, to) = today_window();
+        match self.with_ledger(move |l| l.paid_totals(from, to)).await {
+            Ok(totals) => self.emit(Event::Totals(totals)),
+            Err(err) => self.notice(format!("cannot read today's totals: {err}")),
+        }
+    }
+
+    fn wake(&self, order_no: &OrderNo, command: order::WatchCommand) {
+        let watches = self
+            .watches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(tx) = watches.get(order_no) {
+            let _ = tx.send(command);
+        }
+    }
+
+    async fn cancel(self: Arc<Self>, order_no: OrderNo) {
+        let update = Update::new(
+            "staff",
+            ProviderState::Cancelled,
+            "收银员取消 / cancelled by staff (still watched for a late payment)",
+            now_ms(),
+        );
+        self.apply(&order_no, update, None).await;
+        self.wake(&order_no, order::WatchCommand::Refresh);
+    }
+
+    async fn simulate_payment(self: Arc<Self>, order_no: OrderNo) {
+        let Some(base) = self.config.sandbox_control.clone() else {
+            self.notice("simulated payments exist only in demo mode".into());
+            return;
+        };
+        let request =
+            crate::providers::HttpRequest::post_form(format!("{base}/orders/{order_no}/pay"), &[]);
+        match self.transport.send(&request).await {
+            Ok(response) if response.status == 200 => {
+                // The till learns of it the way it would in real life: by query or notify.
+                self.wake(&order_no, order::WatchCommand::QueryNow);
+            }
+            Ok(response) => self.notice(format!(
+                "sandbox refused the simulated payment: HTTP {} {}",
+                response.status,
+                crate::providers::wire::excerpt(&response.body_text())
+            )),
+            Err(err) => self.notice(format!("sandbox unreachable: {err}")),
+        }
+    }
+
+    async fn handle_callback(
+        self: Arc<Self>,
+        provider_id: &str,
+        request: CallbackRequest,
+    ) -> Option<CallbackAck> {
+        let provider = self.provider(provider_id)?;
+        let raw = callback_text(&request);
+        let report = match provider.verify_callback(&request) {
+            Ok(report) => report,
+            Err(err) => {
+                tracing::warn!(
+                    provider = provider_id,
+                    "callback refused: {err}: {}",
+                    crate::providers::wire::excerpt(&raw)
+                );
+                return Some(provider.callback_ack(false));
+            }
+        };
+        let order_no = report.order_no.clone();
+        let key = order_no.clone();
+        let order = match self.with_ledger(move |l| l.get(&key)).await {
+            Ok(Some(order)) if order.provider_id == provider_id => order,
+            Ok(_) => {
+                tracing::warn!(provider = provider_id, order_no = %order_no, "callback for an order this till does not have: ignored");
+                return Some(provider.callback_ack(false));
+            }
+            Err(err) => {
+                self.notice(format!("ledger unreadable while a callback arrived: {err}"));
+                return Some(provider.callback_ack(false));
+            }
+        };
+        let expected = order.payable_or_amount();
+        if report.state == ProviderState::Paid
+            && let Some(amount) = report.amount
+            && amount != expected
+        {
+            let detail = format!(
+                "回调金额 {amount} 与应付 {expected} 不符 / callback says {amount} paid, order asks {expected}"
+            );
+            if provider.can_query() {
+                // Not every protocol signs the amount: ask the provider itself.
+                self.note(
+                    &order_no,
+                    "callback",
+                    format!("{detail}: not accepted, asking the provider"),
+                    Some(raw),
+                )
+                .await;
+                self.wake(&order_no, order::WatchCommand::QueryNow);
+                return Some(provider.callback_ack(true));
+            }
+        }
+        let mut update = Update::new(
+            "callback",
+            report.state.clone(),
+            format!("notify: code {}", report.raw_code),
+            now_ms(),
+        );
+        update.raw = Some(raw);
+        update.paid_amount = report.amount;
+        self.apply(&order_no, update, None).await?;
+        self.wake(&order_no, order::WatchCommand::Refresh);
+        Some(provider.callback_ack(true))
+    }
+}
+
+/// A callback as one line of text for the event log (signatures are not secrets).
+fn callback_text(request: &CallbackRequest) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(request.query.iter())
+        .finish();
+    let body = String::from_utf8_lossy(&request.body);
+    format!("{} ?{query} {body}", request.method)
+}

@@ -1,0 +1,489 @@
+//! One task per order: write it, create it at the provider, then watch it (query on the poll
+//! schedule, react to staff and callbacks) until it is paid or its watch window closes.
+//!
+//! Invariant: the create request is built only after the ledger insert returned, and it is
+//! sent at most once; when its answer is lost the order is looked up, never re-created.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{ChargeRequest, Event, Inner, now_ms, poll};
+use crate::ledger::{NewOrder, OrderRow, Update};
+use crate::model::{OrderNo, PaymentStatus, ProviderState, QrPayload};
+use crate::providers::{
+    CallContext, CreateOrder, HttpResponse, OrderRef, Provider, ProviderError, QueryOutcome,
+};
+
+/// What a watch can be told.
+#[derive(Clone, Copy, Debug)]
+pub enum WatchCommand {
+    /// Query the provider now (staff asked, or a callback needs checking).
+    QueryNow,
+    /// The order changed elsewhere (staff, callback): re-read it.
+    Refresh,
+}
+
+/// Starts a sale: ledger first, then the create request, then the watch.
+pub async fn charge(inner: Arc<Inner>, order_no: OrderNo, request: ChargeRequest) {
+    let fail = |message: String| {
+        tracing::warn!(order_no = %order_no, "charge refused: {message}");
+        inner.emit(Event::ChargeFailed {
+            order_no: order_no.clone(),
+            message,
+        });
+    };
+    let Some(provider) = inner.provider(&request.provider_id) else {
+        fail(format!(
+            "no provider `{}` in the config",
+            request.provider_id
+        ));
+        return;
+    };
+    if !provider.channels().contains(&request.channel) {
+        fail(format!(
+            "{} 不支持 {} / {} does not offer {}",
+            provider.display_name(),
+            request.channel.name_zh(),
+            provider.display_name(),
+            request.channel.name_en()
+        ));
+        return;
+    }
+    let created_at = now_ms();
+    let new = NewOrder {
+        order_no: order_no.clone(),
+        provider_id: provider.id().to_string(),
+        provider_kind: provider.kind().to_string(),
+        channel: request.channel,
+        amount: request.amount,
+        subject: request.subject.clone(),
+        operator: request.operator.clone(),
+        demo: inner.config.demo,
+        created_at,
+        expires_at: created_at + millis(inner.config.order_timeout),
+    };
+    let row = match inner.with_ledger(move |l| l.insert_order(&new)).await {
+        Ok(row) => row,
+        Err(err) => {
+            fail(format!(
+                "账本写入失败，未收款 / the ledger refused the order, nothing was charged: {err}"
+            ));
+            return;
+        }
+    };
+    inner.emit(Event::Order(Box::new(super::OrderUpdate {
+        order: row.clone(),
+        qr: None,
+        status_changed: true,
+    })));
+    let create = CreateOrder {
+        order_no: order_no.clone(),
+        amount: request.amount,
+        channel: request.channel,
+        subject: request.subject,
+    };
+    let mut watch = Watch::new(inner.clone(), provider, &row);
+    // The row is committed: only now is the request built and sent.
+    if watch.create(&create).await {
+        watch.run().await;
+    }
+    watch.finish();
+}
+
+/// Resumes watching an order found unfinished at start.
+pub async fn resume(inner: Arc<Inner>, row: OrderRow) {
+    let Some(provider) = inner.provider(&row.provider_id) else {
+        inner
+            .note(
+                &row.order_no,
+                "recovery",
+                format!(
+                    "provider `{}` is no longer configured: order cannot be followed",
+                    row.provider_id
+                ),
+                None,
+            )
+            .await;
+        return;
+    };
+    inner
+        .note(
+            &row.order_no,
+            "recovery",
+            "恢复的订单 / recovered after a restart: asking the provider".into(),
+            None,
+        )
+        .await;
+    let mut watch = Watch::new(inner, provider, &row);
+    watch.run().await;
+    watch.finish();
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+struct Watch {
+    inner: Arc<Inner>,
+    provider: Arc<dyn Provider>,
+    order_no: OrderNo,
+    created_at: i64,
+    provider_order_id: Option<String>,
+    qr: Option<QrPayload>,
+    rx: mpsc::UnboundedReceiver<WatchCommand>,
+    failures: u32,
+    last_code: Option<String>,
+    last_query: Option<tokio::time::Instant>,
+    ended_at: Option<i64>,
+}
+
+impl Watch {
+    fn new(inner: Arc<Inner>, provider: Arc<dyn Provider>, row: &OrderRow) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        inner
+            .watches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(row.order_no.clone(), tx);
+        Watch {
+            inner,
+            provider,
+            order_no: row.order_no.clone(),
+            created_at: row.created_at,
+            provider_order_id: row.provider_order_id.clone(),
+            qr: None,
+            rx,
+            failures: 0,
+            last_code: None,
+            last_query: None,
+            ended_at: None,
+        }
+    }
+
+    fn finish(self) {
+        self.inner
+            .watches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.order_no);
+    }
+
+    /// Sends the create request once. Returns whether the order should be watched (false
+    /// only when the provider refused it outright, so it never existed there).
+    async fn create(&mut self, create: &CreateOrder) -> bool {
+        let ctx = CallContext {
+            now_unix: now_ms() / 1000,
+            notify_url: self.inner.notify_url(self.provider.id()),
+        };
+        let request = match self.provider.build_create(create, &ctx) {
+            Ok(request) => request,
+            Err(err) => {
+                let update = Update::new(
+                    "create",
+                    ProviderState::Failed,
+                    format!("not sent: {err}"),
+                    now_ms(),
+                );
+                self.inner.apply(&self.order_no, update, None).await;
+                return false;
+            }
+        };
+        tracing::debug!(order_no = %self.order_no, url = %request.url, "create");
+        let response = match self.inner.transport.send(&request).await {
+            Ok(response) => response,
+            Err(err) => {
+                self.unsure(format!("下单请求失败 / create request failed: {err}"), None)
+                    .await;
+                return true;
+            }
+        };
+        match self.provider.parse_create(&response) {
+            Ok(outcome) => {
+                self.provider_order_id
+                    .clone_from(&outcome.provider_order_id);
+                self.qr.clone_from(&outcome.qr);
+                let mut update = Update::new(
+                    "create",
+                    ProviderState::Pending,
+                    "已下单 / order created at the provider",
+                    now_ms(),
+                );
+                update.raw = Some(response.body_text());
+                update.provider_order_id = outcome.provider_order_id;
+                update.payable = outcome.payable;
+                self.inner.apply(&self.order_no, update, outcome.qr).await;
+                true
+            }
+            Err(ProviderError::Rejected { code, message }) => {
+                let mut update = Update::new(
+                    "create",
+                    ProviderState::Failed,
+                    format!(
+                        "支付平台拒绝下单 / provider refused the order: {message} (code {code})"
+                    ),
+                    now_ms(),
+                );
+                update.raw = Some(response.body_text());
+                self.inner.apply(&self.order_no, update, None).await;
+                false
+            }
+            Err(err) => {
+                self.unsure(
+                    format!("下单结果不明 / create answer not understood: {err}"),
+                    Some(&response),
+                )
+                .await;
+                true
+            }
+        }
+    }
+
+    /// The create's outcome is unknown: say so; the watch then looks the order up.
+    async fn unsure(&mut self, detail: String, response: Option<&HttpResponse>) {
+        self.failures = 1;
+        let detail = if self.provider.can_query() {
+            format!("{detail}; asking the provider whether the order exists (it is not re-sent)")
+        } else {
+            format!("{detail}; this provider has no query: waiting for its notify")
+        };
+        self.inner
+            .note(
+                &self.order_no,
+                "create",
+                detail,
+                response.map(HttpResponse::body_text),
+            )
+            .await;
+    }
+
+    async fn current(&self) -> Option<OrderRow> {
+        let key = self.order_no.clone();
+        match self.inner.with_ledger(move |l| l.get(&key)).await {
+            Ok(row) => row,
+            Err(err) => {
+                self.inner
+                    .notice(format!("cannot read order {}: {err}", self.order_no));
+                None
+            }
+        }
+    }
+
+    async fn run(&mut self) {
+        let grace = millis(self.inner.config.late_grace);
+        let min_interval = self.provider.poll_limits().min_interval;
+        loop {
+            let Some(order) = self.current().await else {
+                return;
+            };
+            if order.status == PaymentStatus::Paid {
+                return;
+            }
+            let now = now_ms();
+            let expires_at = order.expires_at.unwrap_or(self.created_at);
+            if matches!(
+                order.status,
+                PaymentStatus::Creating | PaymentStatus::Pending
+            ) && now >= expires_at
+            {
+                let update = Update::new(
+                    "timer",
+                    ProviderState::Expired,
+                    "二维码已过期 / no payment in time",
+                    now,
+                );
+                self.inner.apply(&self.order_no, update, None).await;
+                continue;
+            }
+            let ended = order.status.is_final();
+            if ended && self.ended_at.is_none() {
+                self.ended_at = Some(now);
+            }
+            let watch_until = expires_at.max(self.ended_at.unwrap_or(expires_at)) + grace;
+            let age = Duration::from_millis(u64::try_from(now - self.created_at).unwrap_or(0));
+            let delay = if !self.provider.can_query() {
+                (now < watch_until)
+                    .then(|| Duration::from_millis(u64::try_from(watch_until - now).unwrap_or(0)))
+            } else if self.failures > 0 {
+                (now < watch_until).then(|| poll::retry_delay(self.failures - 1, min_interval))
+            } else {
+                poll::next_poll(
+                    age,
+                    min_interval,
+                    ended || now >= expires_at,
+                    now < watch_until,
+                )
+            };
+            let Some(delay) = delay else {
+                tracing::debug!(order_no = %self.order_no, "watch window closed");
+                return;
+            };
+            // Wake at expiry to mark it, whatever the poll delay.
+            let delay = if ended {
+                delay
+            } else {
+                delay.min(Duration::from_millis(
+                    u64::try_from(expires_at - now).unwrap_or(0),
+                ))
+            };
+            tokio::select! {
+                () = tokio::time::sleep(delay) => self.query(&order, false).await,
+                command = self.rx.recv() => match command {
+                    Some(WatchCommand::QueryNow) => self.query(&order, true).await,
+                    Some(WatchCommand::Refresh) => {}
+                    None => return,
+                },
+            }
+        }
+    }
+
+    async fn query(&mut self, order: &OrderRow, asked: bool) {
+        if !self.provider.can_query() {
+            if asked {
+                self.inner
+                    .note(
+                        &self.order_no,
+                        "query",
+                        "this provider has no status query: waiting for its notify".into(),
+                        None,
+                    )
+                    .await;
+            }
+            return;
+        }
+        let min_interval = self.provider.poll_limits().min_interval;
+        if let Some(last) = self.last_query
+            && last.elapsed() < min_interval
+        {
+            if asked {
+                let wait = min_interval.saturating_sub(last.elapsed()).as_secs() + 1;
+                self.inner
+                    .note(
+                        &self.order_no,
+                        "query",
+                        format!(
+                            "provider allows one query per {}s: next in {wait}s",
+                            min_interval.as_secs()
+                        ),
+                        None,
+                    )
+                    .await;
+            }
+            return;
+        }
+        let order_ref = OrderRef {
+            order_no: self.order_no.clone(),
+            provider_order_id: self.provider_order_id.clone(),
+        };
+        let request = match self.provider.build_query(&order_ref) {
+            Ok(request) => request,
+            Err(err) => {
+                self.inner
+                    .note(
+                        &self.order_no,
+                        "query",
+                        format!("cannot query: {err}"),
+                        None,
+                    )
+                    .await;
+                return;
+            }
+        };
+        self.last_query = Some(tokio::time::Instant::now());
+        let response = match self.inner.transport.send(&request).await {
+            Ok(response) => response,
+            Err(err) => {
+                self.failed(
+                    format!("查询失败，稍后重试 / query failed, retrying: {err}"),
+                    None,
+                )
+                .await;
+                return;
+            }
+        };
+        match self.provider.parse_query(&response) {
+            Ok(QueryOutcome::Report(report)) => {
+                let recovered = self.failures > 0;
+                self.failures = 0;
+                let qr_new = self.qr.is_none() && report.qr.is_some();
+                if qr_new {
+                    self.qr.clone_from(&report.qr);
+                }
+                let code_new = self.last_code.as_deref() != Some(report.raw_code.as_str());
+                let learns_id =
+                    self.provider_order_id.is_none() && report.provider_order_id.is_some();
+                if learns_id {
+                    self.provider_order_id.clone_from(&report.provider_order_id);
+                }
+                let moves = order.status.apply(&report.state).is_some();
+                if !(moves || qr_new || code_new || learns_id || recovered || asked) {
+                    return;
+                }
+                self.last_code = Some(report.raw_code.clone());
+                let detail = match &report.state {
+                    ProviderState::Confirming => {
+                        "已付款，待平台确认 / paid, awaiting the provider's confirmation"
+                            .to_string()
+                    }
+                    ProviderState::Paid => {
+                        "支付平台确认已付款 / the provider confirms payment".to_string()
+                    }
+                    _ => format!("provider state {}", report.raw_code),
+                };
+                let mut update = Update::new("query", report.state.clone(), detail, now_ms());
+                update.raw = Some(response.body_text());
+                update.provider_order_id = report.provider_order_id;
+                if report.state == ProviderState::Paid {
+                    update.paid_amount = report.amount;
+                }
+                update.expires_at = report.timeout_secs.map(|secs| {
+                    self.created_at + i64::try_from(secs).unwrap_or(0).saturating_mul(1000)
+                });
+                self.inner
+                    .apply(
+                        &self.order_no,
+                        update,
+                        if qr_new { report.qr } else { None },
+                    )
+                    .await;
+            }
+            Ok(QueryOutcome::NotFound { message }) => {
+                if order.status == PaymentStatus::Creating && self.provider_order_id.is_none() {
+                    let mut update = Update::new(
+                        "query",
+                        ProviderState::Failed,
+                        format!(
+                            "支付平台没有此订单：下单未成功 / the provider has no such order, so it was never created: {message}"
+                        ),
+                        now_ms(),
+                    );
+                    update.raw = Some(response.body_text());
+                    self.inner.apply(&self.order_no, update, None).await;
+                } else {
+                    self.failed(
+                        format!("provider says it has no such order: {message}"),
+                        Some(&response),
+                    )
+                    .await;
+                }
+            }
+            Err(err) => {
+                self.failed(
+                    format!("查询结果不明 / query answer not understood: {err}"),
+                    Some(&response),
+                )
+                .await
+            }
+        }
+    }
+
+    /// A query failed: back off, and tell staff on the first failure and every tenth.
+    async fn failed(&mut self, detail: String, response: Option<&HttpResponse>) {
+        self.failures = self.failures.saturating_add(1);
+        if self.failures == 1 || self.failures.is_multiple_of(10) {
+            let raw = response.map(|r| format!("HTTP {}\n{}", r.status, r.body_text()));
+            self.inner.note(&self.order_no, "query", detail, raw).await;
+        }
+    }
+}

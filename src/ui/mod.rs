@@ -1,0 +1,105 @@
+//! Drawing: the top bar (with the demo banner), the status bar, and one screen at a time.
+//! Screens read the view model and return [`Action`]s; they never call the service.
+
+mod done;
+mod qr;
+mod till;
+
+use egui::{Color32, RichText};
+
+use crate::app::state::{Action, Screen, TillState};
+use crate::config::Language;
+
+pub use self::qr::QrTextures;
+
+/// The demo banner's colour: loud, so no demo sale passes for a real one.
+pub const DEMO_COLOR: Color32 = Color32::from_rgb(0xE6, 0x7E, 0x00);
+
+/// Draws the whole window; returns what staff asked for.
+pub fn draw(ui: &mut egui::Ui, state: &mut TillState, textures: &mut QrTextures) -> Vec<Action> {
+    let mut actions = Vec::new();
+    top_bar(ui, state);
+    status_bar(ui, state);
+    egui::CentralPanel::default_margins().show(ui, |ui| match state.screen.clone() {
+        Screen::Till | Screen::PickChannel => till::show(ui, state, &mut actions),
+        Screen::Creating(_) | Screen::Qr(_) => qr::show(ui, state, textures, &mut actions),
+        Screen::Done(..) => done::show(ui, state, &mut actions),
+    });
+    actions
+}
+
+fn top_bar(ui: &mut egui::Ui, state: &mut TillState) {
+    egui::Panel::top("top").show(ui, |ui| {
+        ui.horizontal(|ui| {
+            ui.heading(state.t("qrtill 收银台", "qrtill till"));
+            if state.demo {
+                ui.add_space(16.0);
+                egui::Frame::new()
+                    .fill(DEMO_COLOR)
+                    .inner_margin(egui::Margin::symmetric(10, 4))
+                    .show(ui, |ui| {
+                        ui.label(
+                            RichText::new(
+                                state.t("演示模式 DEMO · 非真实收款", "DEMO MODE · no real money"),
+                            )
+                            .color(Color32::WHITE)
+                            .strong()
+                            .size(22.0),
+                        );
+                    });
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let other = match state.language {
+                    Language::Zh => "English",
+                    Language::En => "中文",
+                };
+                if ui.button(other).clicked() {
+                    state.language = match state.language {
+                        Language::Zh => Language::En,
+                        Language::En => Language::Zh,
+                    };
+                }
+            });
+        });
+    });
+}
+
+fn status_bar(ui: &mut egui::Ui, state: &TillState) {
+    egui::Panel::bottom("status").show(ui, |ui| {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(format!(
+                "{} {} ({})",
+                state.t("支付平台:", "Provider:"),
+                state.provider_name,
+                state.provider_id
+            ));
+            ui.separator();
+            let operator = if state.operator.is_empty() {
+                state.t("未设置", "not set").to_string()
+            } else {
+                state.operator.clone()
+            };
+            ui.label(format!("{} {operator}", state.t("收银员:", "Operator:")));
+            ui.separator();
+            ui.label(
+                RichText::new(format!(
+                    "{} {} {} · ¥{}",
+                    state.t("今日收款", "Paid today"),
+                    state.totals.count,
+                    state.t("笔", "sales"),
+                    state.totals.total
+                ))
+                .strong(),
+            );
+            if let Some(notice) = state.notices.last() {
+                ui.separator();
+                ui.label(RichText::new(notice).color(ui.visuals().warn_fg_color));
+            }
+        });
+    });
+}
+
+/// A button with its key shown, e.g. `收款 [Enter]`.
+fn key_button(text: &str, key: &str, size: egui::Vec2) -> egui::Button<'static> {
+    egui::Button::new(RichText::new(format!("{text}  [{key}]")).size(22.0)).min_size(size)
+}
