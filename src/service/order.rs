@@ -356,21 +356,27 @@ impl Watch {
         if let Some(last) = self.last_query
             && last.elapsed() < min_interval
         {
-            if asked {
-                let wait = min_interval.saturating_sub(last.elapsed()).as_secs() + 1;
+            let wait = min_interval.saturating_sub(last.elapsed());
+            if !asked {
+                return;
+            }
+            if wait > Duration::from_secs(5) {
                 self.inner
                     .note(
                         &self.order_no,
                         "query",
                         format!(
-                            "provider allows one query per {}s: next in {wait}s",
-                            min_interval.as_secs()
+                            "provider allows one query per {}s: next in {}s",
+                            min_interval.as_secs(),
+                            wait.as_secs() + 1
                         ),
                         None,
                     )
                     .await;
+                return;
             }
-            return;
+            // Staff asked: a short wait keeps within the provider's limit.
+            tokio::time::sleep(wait).await;
         }
         let order_ref = OrderRef {
             order_no: self.order_no.clone(),

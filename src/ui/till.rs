@@ -86,7 +86,7 @@ fn keypad(ui: &mut egui::Ui, state: &mut TillState) {
         [
             (".", PadKey::Dot),
             ("0", PadKey::Digit(0)),
-            ("⌫", PadKey::Backspace),
+            ("←", PadKey::Backspace),
         ],
     ];
     ui.vertical_centered(|ui| {
@@ -153,8 +153,8 @@ fn pick_channel(ui: &mut egui::Ui, state: &mut TillState, actions: &mut Vec<Acti
     ui.vertical_centered(|ui| {
         ui.label(
             RichText::new(state.t(
-                "选择支付方式 (按 1–4，Enter 用高亮的)",
-                "Pick the channel (keys 1–4, Enter for the highlighted one)",
+                "选择支付方式 (按 1-4，Enter 用高亮的)",
+                "Pick the channel (keys 1-4, Enter for the highlighted one)",
             ))
             .size(24.0),
         );
