@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use clap::Parser as _;
 use qrtill::app::TillApp;
-use qrtill::app::state::TillState;
+use qrtill::app::state::{ProviderInfo, TillState};
 use qrtill::cli::{self, Cli, CliError, Command, RepaintSlot};
 use qrtill::config::Paths;
 
@@ -68,12 +68,20 @@ fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, C
     let Some(provider) = till.config.provider(&till.config.default_provider).cloned() else {
         return Err(CliError::Usage("no provider configured".into()));
     };
-    let mut state = TillState::new(
-        provider.id(),
-        provider.display_name(),
-        provider.channels().to_vec(),
-        provider.can_query(),
-    );
+    let providers = till
+        .config
+        .providers
+        .iter()
+        .map(|p| ProviderInfo {
+            id: p.id().to_string(),
+            name: p.display_name().to_string(),
+            channels: p.channels().to_vec(),
+            can_query: p.can_query(),
+            account: None,
+        })
+        .collect();
+    let mut state = TillState::with_providers(providers);
+    state.switch_provider(provider.id());
     state.operator = till.config.operator.clone();
     state.max_amount = till.config.max_amount;
     state.language = till.config.language;

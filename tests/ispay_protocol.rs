@@ -149,7 +149,10 @@ fn order_no_sign_vectors() {
 // ---------------------------------------------------------------------------------------------
 // Create request
 
-fn assert_form_post(request: &qrtill::providers::HttpRequest, body: &str) {
+fn assert_form_post(step: &qrtill::providers::CreateStep, body: &str) {
+    let qrtill::providers::CreateStep::Server(request) = step else {
+        panic!("ispay.in creates server to server, got {step:?}");
+    };
     assert_eq!(request.method, Method::Post);
     assert_eq!(request.url, "https://pay.ispay.in/gateway");
     assert_eq!(
@@ -257,10 +260,13 @@ fn create_qq_is_not_supported() {
 #[test]
 fn query_by_provider_id() {
     let request = provider()
-        .build_query(&OrderRef {
-            order_no: OrderNo::new("20191118123424").unwrap(),
-            provider_order_id: Some("424843497502158848".into()),
-        })
+        .build_query(
+            &OrderRef {
+                order_no: OrderNo::new("20191118123424").unwrap(),
+                provider_order_id: Some("424843497502158848".into()),
+            },
+            &ctx(),
+        )
         .unwrap();
     assert_eq!(request.method, Method::Get);
     assert_eq!(request.url, "https://pay.ispay.in/query/424843497502158848");
@@ -270,10 +276,13 @@ fn query_by_provider_id() {
 #[test]
 fn query_by_order_no() {
     let request = provider()
-        .build_query(&OrderRef {
-            order_no: OrderNo::new("20191118123424").unwrap(),
-            provider_order_id: None,
-        })
+        .build_query(
+            &OrderRef {
+                order_no: OrderNo::new("20191118123424").unwrap(),
+                provider_order_id: None,
+            },
+            &ctx(),
+        )
         .unwrap();
     assert_eq!(request.method, Method::Get);
     // md5("1000120191118123424test-key")
@@ -552,6 +561,7 @@ fn notify_good_paid() {
             state: ProviderState::Paid,
             raw_code: "9".into(),
             amount: Some(Fen(1230)),
+            amount_signed: false,
         })
     );
 }

@@ -17,7 +17,7 @@ use qrtill::ledger::{Ledger, OrderRow};
 use qrtill::model::{Channel, Fen, OrderNo, PaymentStatus};
 use qrtill::providers::Provider;
 use qrtill::providers::ispay::Ispay;
-use qrtill::sandbox::{Sandbox, SandboxOptions};
+use qrtill::sandbox::{Sandbox, SandboxOptions, SimState};
 use qrtill::secret::Secret;
 use qrtill::service::{
     self, ChargeRequest, Command, Event, EventReceiver, ServiceConfig, ServiceHandle,
@@ -31,7 +31,15 @@ struct Rig {
     ledger_path: std::path::PathBuf,
 }
 
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("qrtill=debug,reqwest=debug,hyper_util=debug")
+        .with_test_writer()
+        .try_init();
+}
+
 async fn rig(extra: Vec<Arc<dyn Provider>>, order_timeout: Duration, with_listener: bool) -> Rig {
+    logs();
     let sandbox = Sandbox::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         SandboxOptions::default(),
@@ -59,6 +67,7 @@ async fn rig(extra: Vec<Arc<dyn Provider>>, order_timeout: Duration, with_listen
         demo: true,
         sandbox_control: Some(sandbox.control_url()),
         notify_base,
+        public_url: None,
     };
     let (service, events) = service::start(
         tokio::runtime::Handle::current(),
@@ -149,7 +158,7 @@ async fn paid_by_query() {
         .service
         .charge(sale(1234, Channel::Alipay, "demo-ispay"));
     rig.qr_shown(&no).await;
-    assert!(rig.sandbox.set_state(no.as_str(), 9));
+    assert!(rig.sandbox.set(no.as_str(), SimState::Paid));
     let paid = rig
         .until(&no, S(5), |o| o.status == PaymentStatus::Paid)
         .await;
@@ -181,7 +190,7 @@ async fn paid_by_callback_through_the_listener() {
     let mut rig = rig(vec![], S(300), true).await;
     let no = rig.service.charge(sale(500, Channel::Wechat, "demo-ispay"));
     rig.qr_shown(&no).await;
-    assert!(rig.sandbox.set_state(no.as_str(), 9));
+    assert!(rig.sandbox.set(no.as_str(), SimState::Paid));
     let paid = rig
         .until(&no, S(5), |o| o.status == PaymentStatus::Paid)
         .await;
@@ -221,7 +230,7 @@ async fn confirming_then_paid() {
         .service
         .charge(sale(1230, Channel::Unionpay, "demo-ispay"));
     rig.qr_shown(&no).await;
-    assert!(rig.sandbox.set_state(no.as_str(), 8));
+    assert!(rig.sandbox.set(no.as_str(), SimState::Confirming));
     let confirming = rig
         .until(&no, S(5), |o| o.status != PaymentStatus::Pending)
         .await;
@@ -231,7 +240,7 @@ async fn confirming_then_paid() {
         "8 is not paid"
     );
     assert_eq!(confirming.paid, None);
-    assert!(rig.sandbox.set_state(no.as_str(), 9));
+    assert!(rig.sandbox.set(no.as_str(), SimState::Paid));
     rig.until(&no, S(5), |o| o.status == PaymentStatus::Paid)
         .await;
 }
@@ -241,7 +250,7 @@ async fn provider_expiry_ends_the_order() {
     let mut rig = rig(vec![], S(300), false).await;
     let no = rig.service.charge(sale(100, Channel::Alipay, "demo-ispay"));
     rig.qr_shown(&no).await;
-    assert!(rig.sandbox.set_state(no.as_str(), 6));
+    assert!(rig.sandbox.set(no.as_str(), SimState::Expired));
     let ended = rig.until(&no, S(5), |o| o.status.is_final()).await;
     assert_eq!(ended.status, PaymentStatus::Expired);
 }
@@ -271,7 +280,7 @@ async fn cancel_then_late_payment_is_caught_and_flagged() {
     rig.until(&no, S(5), |o| o.status == PaymentStatus::Cancelled)
         .await;
     // The customer had already scanned and pays anyway.
-    assert!(rig.sandbox.set_state(no.as_str(), 9));
+    assert!(rig.sandbox.set(no.as_str(), SimState::Paid));
     rig.service.send(Command::QueryNow(no.clone()));
     let paid = rig
         .until(&no, S(5), |o| o.status == PaymentStatus::Paid)
@@ -312,6 +321,7 @@ async fn rig_with(sandbox: &Sandbox, providers: Vec<Arc<dyn Provider>>) -> Rig {
         demo: false,
         sandbox_control: None,
         notify_base: "http://127.0.0.1:9".into(),
+        public_url: None,
     };
     let (service, events) = service::start(
         tokio::runtime::Handle::current(),

@@ -54,6 +54,7 @@ fn rig() -> Rig {
             demo: true,
             sandbox_control: Some(sandbox.control_url()),
             notify_base: "http://127.0.0.1:9".into(),
+            public_url: None,
         };
         let (service, events) = service::start(
             tokio::runtime::Handle::current(),

@@ -66,7 +66,8 @@ impl TillApp {
     }
 
     /// Keys: digits and `.` type the amount; Backspace; Enter charges; Esc clears or cancels;
-    /// 1–4 pick the channel in the channel step; F9 simulates the payment in demo mode.
+    /// 1–4 pick the channel in the channel step; F5 queries now; F6 switches the provider for
+    /// the next sale; F9 simulates the payment in demo mode.
     fn keys(&mut self, ctx: &egui::Context) -> Vec<Action> {
         let events = ctx.input(|i| i.events.clone());
         let mut actions = Vec::new();
@@ -125,6 +126,10 @@ impl TillApp {
             }
             Key::F9 if self.state.demo => self.qr_order().map(Action::SimulatePayment),
             Key::F5 => self.qr_order().map(Action::QueryNow),
+            Key::F6 => {
+                self.state.next_provider();
+                None
+            }
             _ => None,
         }
     }

@@ -66,6 +66,21 @@ pub enum Action {
     QueryNow(OrderNo),
 }
 
+/// A provider account as the till shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderInfo {
+    /// The account id.
+    pub id: String,
+    /// Its name for people.
+    pub name: String,
+    /// Its channels in key order.
+    pub channels: Vec<Channel>,
+    /// Whether it can be queried.
+    pub can_query: bool,
+    /// What it last said about the account (balance, quota), for the status bar.
+    pub account: Option<String>,
+}
+
 /// The till's whole view state.
 #[derive(Debug)]
 pub struct TillState {
@@ -84,6 +99,8 @@ pub struct TillState {
     /// Whether the current provider can be queried (else the QR screen says it waits for the
     /// provider's notification).
     pub provider_can_query: bool,
+    /// Every configured provider account (the till switches between them).
+    pub providers: Vec<ProviderInfo>,
     /// The operator recorded on sales.
     pub operator: String,
     /// The largest amount allowed.
@@ -105,6 +122,59 @@ pub struct TillState {
 }
 
 impl TillState {
+    /// A till over these provider accounts, starting with the first.
+    pub fn with_providers(providers: Vec<ProviderInfo>) -> Self {
+        let first = providers.first().cloned().unwrap_or(ProviderInfo {
+            id: String::new(),
+            name: String::new(),
+            channels: Vec::new(),
+            can_query: false,
+            account: None,
+        });
+        let mut state = TillState::new(&first.id, &first.name, first.channels, first.can_query);
+        state.providers = providers;
+        state
+    }
+
+    /// Switches the next sale to another provider account; only on the till screen.
+    pub fn switch_provider(&mut self, id: &str) {
+        if !matches!(self.screen, Screen::Till | Screen::PickChannel) {
+            return;
+        }
+        let Some(info) = self.providers.iter().find(|p| p.id == id).cloned() else {
+            return;
+        };
+        self.provider_id = info.id;
+        self.provider_name = info.name;
+        self.provider_can_query = info.can_query;
+        if !info.channels.contains(&self.channel) {
+            self.channel = info.channels.first().copied().unwrap_or(Channel::Alipay);
+        }
+        self.channels = info.channels;
+        self.screen = Screen::Till;
+    }
+
+    /// The next provider account after the current one (F6).
+    pub fn next_provider(&mut self) {
+        let count = self.providers.len().max(1);
+        let at = self.providers.iter().position(|p| p.id == self.provider_id);
+        if let Some(next) = at
+            .map(|i| (i + 1) % count)
+            .and_then(|i| self.providers.get(i))
+        {
+            let id = next.id.clone();
+            self.switch_provider(&id);
+        }
+    }
+
+    /// What the current provider last said about the account.
+    pub fn account_text(&self) -> Option<&str> {
+        self.providers
+            .iter()
+            .find(|p| p.id == self.provider_id)
+            .and_then(|p| p.account.as_deref())
+    }
+
     /// A fresh till on `provider` with `channels`.
     pub fn new(
         provider_id: &str,
@@ -113,6 +183,7 @@ impl TillState {
         can_query: bool,
     ) -> Self {
         TillState {
+            providers: Vec::new(),
             amount_text: String::new(),
             error: None,
             channel: channels.first().copied().unwrap_or(Channel::Alipay),
@@ -305,6 +376,24 @@ impl TillState {
             }
             Event::Totals(totals) => self.totals = totals,
             Event::Notice(message) => self.notices.push(message),
+            Event::Account {
+                provider_id,
+                status,
+            } => {
+                let text = match status {
+                    Ok(account) => match (account.balance, account.message) {
+                        (Some(balance), _) => format!("{} ¥{balance}", self.t("余额", "balance")),
+                        (None, Some(message)) => message,
+                        (None, None) => self.t("账户正常", "account OK").to_string(),
+                    },
+                    Err(err) => {
+                        format!("{} {err}", self.t("账户查询失败:", "account check failed:"))
+                    }
+                };
+                if let Some(info) = self.providers.iter_mut().find(|p| p.id == provider_id) {
+                    info.account = Some(text);
+                }
+            }
         }
     }
 

@@ -67,6 +67,76 @@ impl HttpRequest {
     }
 }
 
+/// How an order is created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CreateStep {
+    /// The till sends this request to the provider and reads the answer.
+    Server(HttpRequest),
+    /// The payer's own browser must submit this form (the provider reads the payer's IP or
+    /// shows its own page), so the QR leads the payer's phone to it.
+    PayerForm(PayerForm),
+}
+
+/// A signed form for the payer's browser to submit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayerForm {
+    /// Where the form goes (the provider's page).
+    pub action: String,
+    /// The fields, in order, unencoded.
+    pub fields: Vec<(String, String)>,
+}
+
+impl PayerForm {
+    /// The same request as a GET link with the fields as query parameters, for a QR when no
+    /// bridge page can be reached from the payer's phone.
+    pub fn to_get_url(&self) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(self.fields.iter())
+            .finish();
+        let separator = if self.action.contains('?') { '&' } else { '?' };
+        format!("{}{separator}{query}", self.action)
+    }
+
+    /// A page that submits the form by itself (POST), with a button for browsers without
+    /// scripts.
+    pub fn to_html(&self) -> String {
+        let inputs: String = self
+            .fields
+            .iter()
+            .map(|(name, value)| {
+                format!(
+                    "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                    html_escape(name),
+                    html_escape(value)
+                )
+            })
+            .collect();
+        format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+             <title>正在跳转支付…</title></head><body onload=\"document.forms[0].submit()\">\
+             <form method=\"post\" action=\"{}\">{inputs}<button type=\"submit\">继续支付 / Continue to pay</button></form>\
+             </body></html>",
+            html_escape(&self.action)
+        )
+    }
+}
+
+/// Escapes text for an HTML attribute or element.
+pub fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// A response as `service` received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpResponse {
@@ -124,6 +194,11 @@ pub struct CreateOutcome {
     pub qr: Option<QrPayload>,
     /// The amount the customer must pay, when the provider adjusts it.
     pub payable: Option<Fen>,
+    /// A page for the payer's browser (e.g. a provider's HTML pay form), served by the
+    /// listener's bridge page; the QR then leads to the bridge.
+    pub payer_page: Option<String>,
+    /// The order's lifetime in seconds, when the answer states it.
+    pub timeout_secs: Option<u64>,
 }
 
 /// The provider's answer to a query.
@@ -194,6 +269,9 @@ pub struct CallbackReport {
     pub raw_code: String,
     /// The amount it says was paid.
     pub amount: Option<Fen>,
+    /// Whether the signature covers that amount (if not, the amount is checked with a query
+    /// before it is believed).
+    pub amount_signed: bool,
 }
 
 /// The HTTP answer a provider expects to a callback.
@@ -236,6 +314,15 @@ pub enum ProviderError {
     NotSupported(&'static str),
 }
 
+/// What a provider says about the merchant account (balance, quota).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountStatus {
+    /// The balance, when the provider reports one.
+    pub balance: Option<Fen>,
+    /// The provider's words, when it reports a problem.
+    pub message: Option<String>,
+}
+
 /// How often a provider may be asked about one order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PollLimits {
@@ -263,7 +350,7 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// Whether the protocol has a status query (otherwise payment is known only by notify).
     fn can_query(&self) -> bool;
 
-    /// The create request.
+    /// How to create an order: a request for the till to send, or a form for the payer.
     ///
     /// # Errors
     /// [`ProviderError::NotSupported`] when the channel is not offered.
@@ -271,7 +358,7 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         &self,
         order: &CreateOrder,
         ctx: &CallContext,
-    ) -> Result<HttpRequest, ProviderError>;
+    ) -> Result<CreateStep, ProviderError>;
 
     /// Reads the create answer.
     ///
@@ -283,7 +370,11 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// [`ProviderError::NotSupported`] when the protocol has no query.
-    fn build_query(&self, order: &OrderRef) -> Result<HttpRequest, ProviderError>;
+    fn build_query(
+        &self,
+        order: &OrderRef,
+        ctx: &CallContext,
+    ) -> Result<HttpRequest, ProviderError>;
 
     /// Reads a query answer.
     ///
@@ -300,6 +391,29 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
 
     /// The answer the provider expects to a callback we accepted (`ok`) or refused.
     fn callback_ack(&self, ok: bool) -> CallbackAck;
+
+    /// A request about the merchant account (balance, quota) and how often it may be sent;
+    /// `None` when the protocol has none.
+    fn build_account_check(&self, _ctx: &CallContext) -> Option<(HttpRequest, Duration)> {
+        None
+    }
+
+    /// Reads the account answer.
+    ///
+    /// # Errors
+    /// A [`ProviderError`] for an HTTP error, an unreadable body or a refusal.
+    fn parse_account_check(
+        &self,
+        _response: &HttpResponse,
+    ) -> Result<AccountStatus, ProviderError> {
+        Err(ProviderError::NotSupported("an account check"))
+    }
+
+    /// Whether a QR for this provider leads the payer to a page that needs the payer's
+    /// browser (said on the QR screen).
+    fn payer_browser_needed(&self) -> bool {
+        false
+    }
 }
 
 /// Builds an account from its id and config table; the error names the key.

@@ -7,7 +7,6 @@
 //! order_no, 1005 bad amount, 1006 bad signature, 1007 body not a form.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -18,7 +17,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::{Shared, SimOrder};
+use super::{NotifyRequest, Shared, SimOrder, SimState};
 use crate::model::{Channel, Fen};
 use crate::providers::ispay::Ispay;
 use crate::providers::ispay::transformers::SignInput;
@@ -52,17 +51,33 @@ pub(super) fn routes() -> Router<Shared> {
         .route("/transfer/{id}", get(transfer))
 }
 
-/// The notify for a paid order: `GET {notify_url}?order_no&amount&state&sign`.
-pub(super) fn notify_url(order: &SimOrder) -> String {
+/// The seed's state code for a simulated state.
+pub fn code(state: &SimState) -> i64 {
+    match state {
+        SimState::Created => 1,
+        SimState::Issued => 5,
+        SimState::Confirming => 8,
+        SimState::Paid => 9,
+        SimState::Expired => 6,
+        SimState::Cancelled => 3,
+        SimState::Closed => 7,
+        SimState::Code(code) => code.parse().unwrap_or(0),
+    }
+}
+
+/// The notify for an order: `GET {notify_url}?order_no&amount&state&sign`; a forged one is
+/// signed with another key.
+pub(super) fn notify(order: &SimOrder, forged: bool) -> NotifyRequest {
+    let key = if forged { "forged-key" } else { DEMO_KEY };
     let sign = SignInput::OrderNo {
         userid: DEMO_USERID,
         order_no: &order.order_no,
     }
-    .sign(&Secret::new(DEMO_KEY));
+    .sign(&Secret::new(key));
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("order_no", &order.order_no)
-        .append_pair("amount", &order.amount)
-        .append_pair("state", &order.state.to_string())
+        .append_pair("amount", &order.paid().to_yuan())
+        .append_pair("state", &code(&order.state).to_string())
         .append_pair("sign", &sign)
         .finish();
     let separator = if order.notify_url.contains('?') {
@@ -70,7 +85,12 @@ pub(super) fn notify_url(order: &SimOrder) -> String {
     } else {
         '?'
     };
-    format!("{}{separator}{query}", order.notify_url)
+    NotifyRequest {
+        post: false,
+        url: format!("{}{separator}{query}", order.notify_url),
+        content_type: "",
+        body: String::new(),
+    }
 }
 
 fn error(code: i64, message: &str) -> Json<Value> {
@@ -139,45 +159,31 @@ async fn gateway(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
     if !signatures_match(get("sign"), &expected) {
         return error(1006, "签名错误");
     }
-    state.tick_and_notify();
-    if state
-        .lock()
-        .orders
-        .iter()
-        .any(|o| o.order_no == get("order_no"))
-    {
-        return error(1004, "订单创建失败! 订单号重复");
-    }
     let id = state.new_id();
-    let qr_text = format!(
+    let mut order = SimOrder::new(KIND, id.clone(), get("order_no"), amount, channel);
+    order.qr_text = format!(
         "qrtill-demo://ispay/{id}?amount={amount}&type={}",
         get("order_type")
     );
-    let order = SimOrder {
-        kind: KIND,
-        id: id.clone(),
-        order_no: get("order_no").to_string(),
-        amount: amount.to_string(),
-        channel,
-        notify_url: get("notify_url").to_string(),
-        state: 1,
-        qr_text,
-        created: Instant::now(),
-        created_at: chrono::Local::now(),
-        fields: fields.clone(),
-    };
-    state.lock().orders.push(order);
+    order.notify_url = get("notify_url").to_string();
+    order.fields = fields.clone();
+    if !state.insert(order) {
+        return error(1004, "订单创建失败! 订单号重复");
+    }
     Json(json!({"success": true, "errorCode": 0, "errorMsg": null, "order_id": id}))
 }
 
 fn find(state: &Shared, pred: impl Fn(&SimOrder) -> bool) -> Option<SimOrder> {
-    state.tick_and_notify();
-    state.lock().orders.iter().find(|o| pred(o)).cloned()
+    state.find(KIND, pred)
+}
+
+fn issued(order: &SimOrder) -> bool {
+    matches!(code(&order.state), 2 | 5 | 8 | 9)
 }
 
 /// The `order` object of `/query` and `/qrcode`.
 fn order_json(state: &Shared, order: &SimOrder, with_state: bool) -> Value {
-    let issued = matches!(order.state, 2 | 5 | 8 | 9);
+    let issued = issued(order);
     let imgtext = if issued {
         crate::qr::to_png(&order.qr_text, 4)
             .map(|png| {
@@ -196,10 +202,10 @@ fn order_json(state: &Shared, order: &SimOrder, with_state: bool) -> Value {
         "alipayuid": "",
         "amount": amount_number(&order.amount),
         "sn": order.id,
-        "timeout": state.options.order_timeout.as_secs(),
+        "timeout": state.options().order_timeout.as_secs(),
     });
     if with_state && let Some(map) = value.as_object_mut() {
-        map.insert("state".into(), json!(order.state));
+        map.insert("state".into(), json!(code(&order.state)));
     }
     value
 }
@@ -210,10 +216,10 @@ fn amount_number(amount: &str) -> Value {
 }
 
 async fn query(State(state): State<Shared>, Path(id): Path<String>) -> Json<Value> {
-    match find(&state, |o| o.kind == KIND && o.id == id) {
+    match find(&state, |o| o.id == id) {
         Some(order) => Json(json!({
             "success": true, "errorCode": 0, "errorMsg": null,
-            "state": order.state,
+            "state": code(&order.state),
             "order": order_json(&state, &order, false),
         })),
         None => not_found(),
@@ -221,7 +227,7 @@ async fn query(State(state): State<Shared>, Path(id): Path<String>) -> Json<Valu
 }
 
 async fn qrcode(State(state): State<Shared>, Path(id): Path<String>) -> Json<Value> {
-    match find(&state, |o| o.kind == KIND && o.id == id) {
+    match find(&state, |o| o.id == id) {
         Some(order) => Json(json!({
             "success": true, "errorCode": 0, "errorMsg": null,
             "order": order_json(&state, &order, true),
@@ -245,18 +251,18 @@ async fn lookup(
     if !signatures_match(&sign, &expected) {
         return error(1006, "签名错误");
     }
-    match find(&state, |o| o.kind == KIND && o.order_no == order_no) {
+    match find(&state, |o| o.order_no == order_no) {
         Some(order) => {
-            let field = |name: &str| order.fields.get(name).cloned().unwrap_or_default();
+            let field = |name: &str| order.field(name);
             Json(json!({
                 "success": true, "errorCode": 0, "errorMsg": null,
                 "order": {
                     "sn": order.order_no,
-                    "state": order.state,
-                    "qrcode": if matches!(order.state, 2 | 5 | 8 | 9) { order.qr_text.as_str() } else { "" },
+                    "state": code(&order.state),
+                    "qrcode": if issued(&order) { order.qr_text.as_str() } else { "" },
                     "imgtext": "",
                     "returnURL": field("return_url"),
-                    "returning": order.state == 9,
+                    "returning": order.state == SimState::Paid,
                     "amount": amount_number(&order.amount),
                     "ip": field("ip"),
                     "paytype": field("order_type"),
@@ -270,7 +276,7 @@ async fn lookup(
 
 /// The provider's hosted pay page, as a shop without a till would show it in a browser.
 async fn transfer(State(state): State<Shared>, Path(id): Path<String>) -> impl IntoResponse {
-    let Some(order) = find(&state, |o| o.kind == KIND && o.id == id) else {
+    let Some(order) = find(&state, |o| o.id == id) else {
         return Html(
             "<!doctype html><meta charset=utf-8><title>ispay</title><p>订单不存在</p>".to_string(),
         );
@@ -284,6 +290,6 @@ async fn transfer(State(state): State<Shared>, Path(id): Path<String>) -> impl I
          <img alt=QR src=\"data:image/png;base64,{img}\" width=300><p>订单 {sn} · 状态 {state}</p></body></html>",
         amount = order.amount,
         sn = order.id,
-        state = order.state,
+        state = code(&order.state),
     ))
 }

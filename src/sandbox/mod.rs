@@ -1,8 +1,10 @@
 //! The embedded sandbox: simulators that speak each provider's wire protocol on loopback
 //! (axum, random port). It is the demo/training mode and the test double for everything else.
 //!
-//! Layout: each protocol is mounted under `/{kind}` (e.g. `/ispay/gateway`); the control API
-//! under `/_sandbox` lets the demo button and tests pay, confirm or expire an order.
+//! Layout: each protocol is one module mounted under `/{kind}` (e.g. `/ispay/gateway`) that
+//! maps the shared [`SimState`] to its own codes and builds its own notify; the control API
+//! under `/_sandbox` lets the demo button and tests pay, underpay, confirm, expire, cancel,
+//! close, set a raw code, or (re)send a genuine or forged notify.
 //!
 //! Invariants: every field and signature is checked exactly as the protocol's document
 //! defines; a notify is only ever sent to a loopback address, so the sandbox never talks to
@@ -16,20 +18,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use axum::routing::{get, post};
 
-use crate::model::Channel;
+use crate::model::{Channel, Fen};
 use crate::providers::Provider;
 
-/// How the simulated provider behaves.
+/// How the simulated providers behave.
 #[derive(Clone, Debug)]
 pub struct SandboxOptions {
     /// Time from create until the QR is issued.
     pub qr_delay: Duration,
-    /// An order's lifetime, reported to the till as `timeout`.
+    /// An order's lifetime, reported to the till where the protocol has a field for it.
     pub order_timeout: Duration,
     /// Pay every order by itself after this long (for unattended demos and benchmarks).
     pub auto_pay_after: Option<Duration>,
@@ -43,6 +45,59 @@ impl Default for SandboxOptions {
             auto_pay_after: None,
         }
     }
+}
+
+/// A simulated order's state, shared by all protocols; each maps it to its own codes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SimState {
+    /// Accepted, no QR yet.
+    Created,
+    /// QR issued, waiting for the payer.
+    Issued,
+    /// The payer says it paid; not confirmed (only protocols that have such a state).
+    Confirming,
+    /// Paid.
+    Paid,
+    /// Timed out unpaid.
+    Expired,
+    /// Cancelled.
+    Cancelled,
+    /// Closed or restricted by the provider.
+    Closed,
+    /// A raw protocol code, e.g. one the till does not know.
+    Code(String),
+}
+
+impl SimState {
+    /// Still waiting for payment (time can move it on).
+    pub fn is_open(&self) -> bool {
+        matches!(self, SimState::Created | SimState::Issued)
+    }
+
+    fn from_control(name: &str) -> Option<SimState> {
+        Some(match name {
+            "pay" => SimState::Paid,
+            "confirm" => SimState::Confirming,
+            "expire" => SimState::Expired,
+            "cancel" => SimState::Cancelled,
+            "close" => SimState::Closed,
+            "issue" => SimState::Issued,
+            _ => return None,
+        })
+    }
+}
+
+/// A notify for the sandbox to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyRequest {
+    /// `GET` or `POST`.
+    pub post: bool,
+    /// Where.
+    pub url: String,
+    /// The content type of the body, for a POST.
+    pub content_type: &'static str,
+    /// The body, for a POST.
+    pub body: String,
 }
 
 /// A running sandbox.
@@ -66,20 +121,64 @@ pub struct SimOrder {
     pub order_no: String,
     /// The amount exactly as the merchant sent it.
     pub amount: String,
+    /// The amount in fen.
+    pub amount_fen: Fen,
+    /// What the payer paid, when it differs from the amount (an underpayment or a nudge).
+    pub paid_fen: Option<Fen>,
     /// The wallet.
     pub channel: Channel,
     /// Where to send the notify.
     pub notify_url: String,
-    /// The provider's state code.
-    pub state: i64,
+    /// The state.
+    pub state: SimState,
     /// The QR payload text.
     pub qr_text: String,
     /// When it was created.
     pub created: Instant,
     /// The wall-clock creation time, for answers that show it.
     pub created_at: chrono::DateTime<chrono::Local>,
-    /// The other fields as received, for answers that echo them.
+    /// The fields as received, for answers that echo them.
     pub fields: HashMap<String, String>,
+    /// How many times its status was queried, with when (rate-limit checks).
+    pub queries: Vec<Instant>,
+}
+
+impl SimOrder {
+    /// A new order in state `Created`.
+    pub fn new(
+        kind: &'static str,
+        id: String,
+        order_no: &str,
+        amount: &str,
+        channel: Channel,
+    ) -> Self {
+        SimOrder {
+            kind,
+            id,
+            order_no: order_no.to_string(),
+            amount: amount.to_string(),
+            amount_fen: Fen::parse_wire(amount).unwrap_or_default(),
+            paid_fen: None,
+            channel,
+            notify_url: String::new(),
+            state: SimState::Created,
+            qr_text: String::new(),
+            created: Instant::now(),
+            created_at: chrono::Local::now(),
+            fields: HashMap::new(),
+            queries: Vec::new(),
+        }
+    }
+
+    /// What was paid: the payer's amount when set, else the order's.
+    pub fn paid(&self) -> Fen {
+        self.paid_fen.unwrap_or(self.amount_fen)
+    }
+
+    /// A field as received, or "".
+    pub fn field(&self, name: &str) -> String {
+        self.fields.get(name).cloned().unwrap_or_default()
+    }
 }
 
 #[derive(Default)]
@@ -88,8 +187,9 @@ struct SandboxState {
     next_id: u64,
 }
 
+/// The sandbox's shared state, handed to every protocol's handlers.
 #[derive(Clone)]
-struct Shared {
+pub struct Shared {
     inner: Arc<Mutex<SandboxState>>,
     options: SandboxOptions,
     http: reqwest::Client,
@@ -102,8 +202,13 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The options the sandbox runs with.
+    pub fn options(&self) -> &SandboxOptions {
+        &self.options
+    }
+
     /// A fresh provider order id: 18 digits, like the seeds' examples.
-    fn new_id(&self) -> String {
+    pub fn new_id(&self) -> String {
         let mut state = self.lock();
         state.next_id += 1;
         format!(
@@ -112,60 +217,114 @@ impl Shared {
         )
     }
 
-    /// Advances time-driven states: QR issued after the delay, expiry, auto-pay. Returns the
+    /// Stores a new order; refuses a duplicate order number of the same protocol.
+    pub fn insert(&self, order: SimOrder) -> bool {
+        self.tick_and_notify();
+        let mut state = self.lock();
+        if state
+            .orders
+            .iter()
+            .any(|o| o.kind == order.kind && o.order_no == order.order_no)
+        {
+            return false;
+        }
+        state.orders.push(order);
+        true
+    }
+
+    /// An order of a protocol matching `pred`, after time-driven changes.
+    pub fn find(&self, kind: &str, pred: impl Fn(&SimOrder) -> bool) -> Option<SimOrder> {
+        self.tick_and_notify();
+        self.lock()
+            .orders
+            .iter()
+            .find(|o| o.kind == kind && pred(o))
+            .cloned()
+    }
+
+    /// Changes an order of a protocol in place; returns it after the change.
+    pub fn update(
+        &self,
+        kind: &str,
+        pred: impl Fn(&SimOrder) -> bool,
+        change: impl FnOnce(&mut SimOrder),
+    ) -> Option<SimOrder> {
+        self.tick_and_notify();
+        let mut state = self.lock();
+        let order = state
+            .orders
+            .iter_mut()
+            .find(|o| o.kind == kind && pred(o))?;
+        change(order);
+        Some(order.clone())
+    }
+
+    /// Advances time-driven states: QR issued after the delay, auto-pay, expiry. Returns the
     /// orders that just became paid, whose notify must go out.
     fn tick(&self) -> Vec<SimOrder> {
         let mut paid = Vec::new();
         let now = Instant::now();
         for order in &mut self.lock().orders {
             let age = now.duration_since(order.created);
-            if order.state == 1 && age >= self.options.qr_delay {
-                order.state = 5;
+            if order.state == SimState::Created && age >= self.options.qr_delay {
+                order.state = SimState::Issued;
             }
             if let Some(after) = self.options.auto_pay_after
-                && matches!(order.state, 1 | 2 | 5 | 8)
+                && (order.state.is_open() || order.state == SimState::Confirming)
                 && age >= after
             {
-                order.state = 9;
+                order.state = SimState::Paid;
                 paid.push(order.clone());
             }
-            if matches!(order.state, 1 | 2 | 5) && age >= self.options.order_timeout {
-                order.state = 6;
+            if order.state.is_open() && age >= self.options.order_timeout {
+                order.state = SimState::Expired;
             }
         }
         paid
     }
 
-    /// Sets an order's state by our order number; returns it after the change.
-    fn set_state(&self, order_no: &str, state: i64) -> Option<SimOrder> {
-        let mut guard = self.lock();
-        let order = guard.orders.iter_mut().find(|o| o.order_no == order_no)?;
-        order.state = state;
-        Some(order.clone())
+    fn tick_and_notify(&self) {
+        for order in self.tick() {
+            self.send_notify(&order, false);
+        }
     }
 
-    fn send_notify(&self, order: SimOrder) {
-        let Some(request) = (match order.kind {
-            ispay::KIND => Some(ispay::notify_url(&order)),
-            _ => None,
-        }) else {
+    /// Sends an order's notify (a forged one has a wrong signature), to loopback only.
+    fn send_notify(&self, order: &SimOrder, forged: bool) {
+        let Some(request) = notify_for(order, forged) else {
             return;
         };
-        if !is_loopback_url(&request) {
+        if !is_loopback_url(&request.url) {
             tracing::info!(order_no = %order.order_no, "sandbox: notify URL is not on this machine, not sent");
             return;
         }
         let http = self.http.clone();
+        let order_no = order.order_no.clone();
         tokio::spawn(async move {
-            match http.get(&request).send().await {
+            let sent = if request.post {
+                http.post(&request.url)
+                    .header("Content-Type", request.content_type)
+                    .body(request.body)
+                    .send()
+                    .await
+            } else {
+                http.get(&request.url).send().await
+            };
+            match sent {
                 Ok(response) => {
-                    tracing::debug!(order_no = %order.order_no, status = %response.status(), "sandbox notify sent");
+                    tracing::debug!(%order_no, status = %response.status(), "sandbox notify sent");
                 }
-                Err(err) => {
-                    tracing::debug!(order_no = %order.order_no, "sandbox notify not delivered: {err}")
-                }
+                Err(err) => tracing::debug!(%order_no, "sandbox notify not delivered: {err}"),
             }
         });
+    }
+}
+
+/// Each protocol's notify, by kind: one line per protocol.
+fn notify_for(order: &SimOrder, forged: bool) -> Option<NotifyRequest> {
+    match order.kind {
+        ispay::KIND => Some(ispay::notify(order, forged)),
+        _ => None,
     }
 }
 
@@ -199,12 +358,11 @@ impl Sandbox {
             http,
         };
         let app = Router::new()
-            .nest("/ispay", ispay::routes())
+            .nest(&format!("/{}", ispay::KIND), ispay::routes())
             .route("/_sandbox/orders", get(list_orders))
-            .route("/_sandbox/orders/{order_no}/pay", post(pay))
-            .route("/_sandbox/orders/{order_no}/confirm", post(confirm))
-            .route("/_sandbox/orders/{order_no}/expire", post(expire))
-            .route("/_sandbox/orders/{order_no}/state/{state}", post(set_state))
+            .route("/_sandbox/orders/{order_no}/notify", post(resend_notify))
+            .route("/_sandbox/orders/{order_no}/state/{code}", post(set_code))
+            .route("/_sandbox/orders/{order_no}/{action}", post(control))
             .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
             .with_state(state.clone());
         tokio::spawn(async move {
@@ -236,13 +394,14 @@ impl Sandbox {
 
     /// A config file that points every protocol at this sandbox.
     pub fn demo_config(&self) -> String {
+        let sections = [ispay::demo_config(&self.url_for(ispay::KIND))];
         format!(
             "# qrtill config for the sandbox at {base}\n\
              default_provider = \"demo-ispay\"\n\
              operator = \"demo\"\n\n\
-             [listener]\nlisten = \"127.0.0.1:0\"\n\n{ispay}",
+             [listener]\nlisten = \"127.0.0.1:0\"\n\n{}",
+            sections.join("\n"),
             base = self.base_url,
-            ispay = ispay::demo_config(&self.url_for(ispay::KIND)),
         )
     }
 
@@ -252,28 +411,60 @@ impl Sandbox {
         self.state.lock().orders.clone()
     }
 
-    /// Sets an order's provider state by our order number, sending the notify for a payment.
+    /// Moves an order (by our order number) to a state, sending the notify for a payment.
     /// Returns whether the order exists.
-    pub fn set_state(&self, order_no: &str, state: i64) -> bool {
-        control(&self.state, order_no, state)
+    pub fn set(&self, order_no: &str, state: SimState) -> bool {
+        apply_control(&self.state, order_no, state, None)
     }
-}
 
-impl Shared {
-    fn tick_and_notify(&self) {
-        for order in self.tick() {
-            self.send_notify(order);
+    /// Pays an order with a different amount (an underpayment or a nudge).
+    pub fn pay_amount(&self, order_no: &str, paid: Fen) -> bool {
+        apply_control(&self.state, order_no, SimState::Paid, Some(paid))
+    }
+
+    /// Sends an order's notify again; `forged` gives it a wrong signature.
+    pub fn notify(&self, order_no: &str, forged: bool) -> bool {
+        match self.state.find_any(order_no) {
+            Some(order) => {
+                self.state.send_notify(&order, forged);
+                true
+            }
+            None => false,
         }
     }
 }
 
-/// The states a control call may set, by protocol: ispay.in's table.
-fn control(state: &Shared, order_no: &str, code: i64) -> bool {
+impl Shared {
+    fn find_any(&self, order_no: &str) -> Option<SimOrder> {
+        self.tick_and_notify();
+        self.lock()
+            .orders
+            .iter()
+            .find(|o| o.order_no == order_no)
+            .cloned()
+    }
+}
+
+fn apply_control(state: &Shared, order_no: &str, to: SimState, paid: Option<Fen>) -> bool {
     state.tick_and_notify();
-    match state.set_state(order_no, code) {
+    let changed = {
+        let mut guard = state.lock();
+        guard
+            .orders
+            .iter_mut()
+            .find(|o| o.order_no == order_no)
+            .map(|order| {
+                order.state = to.clone();
+                if paid.is_some() {
+                    order.paid_fen = paid;
+                }
+                order.clone()
+            })
+    };
+    match changed {
         Some(order) => {
-            if code == 9 {
-                state.send_notify(order);
+            if to == SimState::Paid {
+                state.send_notify(&order, false);
             }
             true
         }
@@ -290,8 +481,9 @@ async fn list_orders(State(state): State<Shared>) -> impl IntoResponse {
         .map(|o| {
             serde_json::json!({
                 "kind": o.kind, "id": o.id, "order_no": o.order_no, "amount": o.amount,
-                "channel": o.channel.as_str(), "state": o.state, "qr": o.qr_text,
-                "notify_url": o.notify_url,
+                "paid": o.paid().to_yuan(), "channel": o.channel.as_str(),
+                "state": format!("{:?}", o.state), "qr": o.qr_text, "notify_url": o.notify_url,
+                "queries": o.queries.len(),
             })
         })
         .collect();
@@ -306,21 +498,48 @@ fn control_answer(found: bool) -> (StatusCode, &'static str) {
     }
 }
 
-async fn pay(State(state): State<Shared>, Path(order_no): Path<String>) -> impl IntoResponse {
-    control_answer(control(&state, &order_no, 9))
+#[derive(serde::Deserialize)]
+struct ControlQuery {
+    /// For `pay`: the amount the payer paid, in yuan.
+    amount: Option<String>,
+    /// For `notify`: send a forged one.
+    forged: Option<bool>,
 }
 
-async fn confirm(State(state): State<Shared>, Path(order_no): Path<String>) -> impl IntoResponse {
-    control_answer(control(&state, &order_no, 8))
-}
-
-async fn expire(State(state): State<Shared>, Path(order_no): Path<String>) -> impl IntoResponse {
-    control_answer(control(&state, &order_no, 6))
-}
-
-async fn set_state(
+async fn control(
     State(state): State<Shared>,
-    Path((order_no, code)): Path<(String, i64)>,
+    Path((order_no, action)): Path<(String, String)>,
+    Query(query): Query<ControlQuery>,
 ) -> impl IntoResponse {
-    control_answer(control(&state, &order_no, code))
+    let Some(to) = SimState::from_control(&action) else {
+        return (
+            StatusCode::NOT_FOUND,
+            "unknown control: pay[?amount=], confirm, expire, cancel, close, issue, notify[?forged=true], state/CODE",
+        );
+    };
+    let paid = match query.amount.as_deref().map(Fen::parse_wire) {
+        None => None,
+        Some(Ok(fen)) => Some(fen),
+        Some(Err(_)) => return (StatusCode::BAD_REQUEST, "amount must be yuan, e.g. 12.30"),
+    };
+    control_answer(apply_control(&state, &order_no, to, paid))
+}
+
+async fn set_code(
+    State(state): State<Shared>,
+    Path((order_no, code)): Path<(String, String)>,
+) -> impl IntoResponse {
+    control_answer(apply_control(&state, &order_no, SimState::Code(code), None))
+}
+
+async fn resend_notify(
+    State(state): State<Shared>,
+    Path(order_no): Path<String>,
+    Query(query): Query<ControlQuery>,
+) -> impl IntoResponse {
+    let order = state.find_any(&order_no);
+    if let Some(order) = &order {
+        state.send_notify(order, query.forged.unwrap_or(false));
+    }
+    control_answer(order.is_some())
 }

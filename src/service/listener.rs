@@ -1,5 +1,6 @@
 //! The callback listener (axum): `GET|POST /notify/{provider_id}` for every configured
-//! provider. Everything else is 404.
+//! provider, and the bridge page `GET /pay/{order_no}` for providers whose create is a form
+//! the payer's browser submits. Everything else is 404.
 //!
 //! Invariant: a callback changes an order only through [`ServiceHandle::handle_callback`],
 //! which verifies it first; bodies over [`MAX_BODY`] are refused before they are read, and a
@@ -12,8 +13,9 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::Html;
 use axum::response::IntoResponse;
-use axum::routing::any;
+use axum::routing::{any, get};
 
 use super::ServiceHandle;
 use crate::providers::CallbackRequest;
@@ -43,6 +45,7 @@ pub fn serve(socket: tokio::net::TcpListener, service: ServiceHandle) -> std::io
     let addr = socket.local_addr()?;
     let app = Router::new()
         .route("/notify/{provider_id}", any(notify))
+        .route("/pay/{order_no}", get(bridge))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(service);
@@ -53,6 +56,28 @@ pub fn serve(socket: tokio::net::TcpListener, service: ServiceHandle) -> std::io
     });
     tracing::info!(%addr, "callback listener");
     Ok(Listener { addr })
+}
+
+/// The bridge page: what the payer's phone opens from the QR of a form-post provider. It
+/// submits the provider's signed form from the payer's own browser.
+async fn bridge(
+    State(service): State<ServiceHandle>,
+    Path(order_no): Path<String>,
+) -> impl IntoResponse {
+    let page = match crate::model::OrderNo::new(&order_no) {
+        Ok(order_no) => service.bridge_page(order_no).await,
+        Err(_) => None,
+    };
+    match page {
+        Some(html) => (StatusCode::OK, Html(html)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Html(String::from(
+                "<!doctype html><meta charset=\"utf-8\"><title>qrtill</title><p>订单不存在或已结束 / no such open order</p>",
+            )),
+        )
+            .into_response(),
+    }
 }
 
 async fn notify(

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::ledger::{Applied, Ledger, LedgerError, OrderRow, Totals, Update};
 use crate::model::{Channel, Fen, OrderNo, ProviderState, QrPayload};
+use crate::providers::{AccountStatus, CallContext, CreateStep};
 use crate::providers::{CallbackAck, CallbackRequest, Provider};
 
 pub use self::transport::Transport;
@@ -48,6 +49,9 @@ pub struct ServiceConfig {
     pub sandbox_control: Option<String>,
     /// Where providers send notifies: `{notify_base}/notify/{provider_id}`.
     pub notify_base: String,
+    /// The listener's URL as payers' phones reach it (`[listener] public_url`), for bridge
+    /// pages; without it a form-post provider's QR is its signed link.
+    pub public_url: Option<String>,
 }
 
 /// A sale to start.
@@ -106,6 +110,14 @@ pub enum Event {
     /// Something staff should see that belongs to no current screen (a late payment, a
     /// ledger fault).
     Notice(String),
+    /// What a provider said about the merchant account (balance, quota), or why it could
+    /// not be asked.
+    Account {
+        /// The provider account.
+        provider_id: String,
+        /// The answer.
+        status: Result<AccountStatus, String>,
+    },
 }
 
 /// Receives the service's events.
@@ -125,6 +137,9 @@ struct Inner {
     events: mpsc::UnboundedSender<Event>,
     repaint: Repaint,
     watches: Mutex<HashMap<OrderNo, mpsc::UnboundedSender<order::WatchCommand>>>,
+    /// Provider pay pages waiting for the payer's browser, by order (in memory: a form-post
+    /// provider's page is rebuilt from the ledger when missing).
+    payer_pages: Mutex<HashMap<OrderNo, String>>,
 }
 
 /// Starts the service on `runtime`; resumes every order that had not ended.
@@ -138,6 +153,8 @@ pub fn start(
     repaint: Repaint,
 ) -> Result<(ServiceHandle, EventReceiver), transport::TransportError> {
     let (events, receiver) = mpsc::unbounded_channel();
+    // Read before any command can add an order: only these are resumed.
+    let open = ledger.open_orders();
     let inner = Arc::new(Inner {
         runtime,
         transport: Transport::new(Duration::from_secs(15))?,
@@ -146,10 +163,17 @@ pub fn start(
         events,
         repaint,
         watches: Mutex::new(HashMap::new()),
+        payer_pages: Mutex::new(HashMap::new()),
     });
     let handle = ServiceHandle { inner };
-    handle.resume_open_orders();
+    match open {
+        Ok(orders) => handle.resume(orders),
+        Err(err) => handle
+            .inner
+            .notice(format!("cannot read open orders: {err}")),
+    }
     handle.publish_totals();
+    handle.watch_accounts();
     Ok((handle, receiver))
 }
 
@@ -176,6 +200,11 @@ impl ServiceHandle {
         let order_no = OrderNo::generate(chrono::Local::now(), self.inner.config.demo);
         self.send(Command::Charge(order_no.clone(), request));
         order_no
+    }
+
+    /// The bridge page of an order (HTML), or `None` when there is none.
+    pub async fn bridge_page(&self, order_no: OrderNo) -> Option<String> {
+        self.inner.bridge_page(order_no).await
     }
 
     /// Handles a callback that reached the listener for `provider_id`.
@@ -211,19 +240,13 @@ impl ServiceHandle {
         self.inner.with_ledger(f).await
     }
 
-    fn resume_open_orders(&self) {
-        let inner = self.inner.clone();
-        self.inner.runtime.spawn(async move {
-            match inner.with_ledger(|l| l.open_orders()).await {
-                Ok(orders) => {
-                    for row in orders {
-                        tracing::info!(order_no = %row.order_no, status = %row.status, "resuming an order that had not ended");
-                        tokio::spawn(order::resume(inner.clone(), row));
-                    }
-                }
-                Err(err) => inner.notice(format!("cannot read open orders: {err}")),
-            }
-        });
+    fn resume(&self, orders: Vec<OrderRow>) {
+        for row in orders {
+            tracing::info!(order_no = %row.order_no, status = %row.status, "resuming an order that had not ended");
+            self.inner
+                .runtime
+                .spawn(order::resume(self.inner.clone(), row));
+        }
     }
 
     fn publish_totals(&self) {
@@ -231,6 +254,39 @@ impl ServiceHandle {
         self.inner
             .runtime
             .spawn(async move { inner.publish_totals().await });
+    }
+
+    /// Asks each provider that has an account check (balance, quota) now and then, never
+    /// more often than it allows.
+    fn watch_accounts(&self) {
+        for provider in self.inner.config.providers.clone() {
+            let inner = self.inner.clone();
+            if provider
+                .build_account_check(&inner.call_context(provider.id()))
+                .is_none()
+            {
+                continue;
+            }
+            self.inner.runtime.spawn(async move {
+                loop {
+                    let ctx = inner.call_context(provider.id());
+                    let Some((request, every)) = provider.build_account_check(&ctx) else {
+                        return;
+                    };
+                    let status = match inner.transport.send(&request).await {
+                        Ok(response) => provider
+                            .parse_account_check(&response)
+                            .map_err(|err| err.to_string()),
+                        Err(err) => Err(err.to_string()),
+                    };
+                    inner.emit(Event::Account {
+                        provider_id: provider.id().to_string(),
+                        status,
+                    });
+                    tokio::time::sleep(every).await;
+                }
+            });
+        }
     }
 }
 
@@ -265,6 +321,47 @@ impl Inner {
 
     fn notify_url(&self, provider_id: &str) -> String {
         format!("{}/notify/{provider_id}", self.config.notify_base)
+    }
+
+    /// The bridge page of an order, as the payer's phone opens it.
+    fn bridge_url(&self, order_no: &OrderNo) -> String {
+        let base = self
+            .config
+            .public_url
+            .as_deref()
+            .unwrap_or(&self.config.notify_base);
+        format!("{base}/pay/{order_no}")
+    }
+
+    fn call_context(&self, provider_id: &str) -> CallContext {
+        CallContext {
+            now_unix: now_ms() / 1000,
+            notify_url: self.notify_url(provider_id),
+        }
+    }
+
+    fn payer_pages(&self) -> MutexGuard<'_, HashMap<OrderNo, String>> {
+        self.payer_pages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The page behind an order's bridge URL: the provider's stored pay page, or its signed
+    /// form rebuilt from the ledger. `None` for unknown or ended orders.
+    async fn bridge_page(&self, order_no: OrderNo) -> Option<String> {
+        if let Some(page) = self.payer_pages().get(&order_no) {
+            return Some(page.clone());
+        }
+        let key = order_no.clone();
+        let order = self.with_ledger(move |l| l.get(&key)).await.ok()??;
+        if order.status.is_final() {
+            return None;
+        }
+        let provider = self.provider(&order.provider_id)?;
+        match provider.build_create(&create_of(&order), &self.call_context(provider.id())) {
+            Ok(CreateStep::PayerForm(form)) => Some(form.to_html()),
+            _ => None,
+        }
     }
 
     fn emit(&self, event: Event) {
@@ -388,6 +485,25 @@ impl Inner {
             self.notice("simulated payments exist only in demo mode".into());
             return;
         };
+        // A form-post provider learns of the order when the payer's browser submits its
+        // form: do what the payer's phone would do first.
+        let key = order_no.clone();
+        if let Ok(Some(order)) = self.with_ledger(move |l| l.get(&key)).await
+            && let Some(provider) = self.provider(&order.provider_id)
+            && let Ok(CreateStep::PayerForm(form)) =
+                provider.build_create(&create_of(&order), &self.call_context(provider.id()))
+        {
+            let fields: Vec<(&str, &str)> = form
+                .fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let submit = crate::providers::HttpRequest::post_form(form.action.clone(), &fields);
+            if let Err(err) = self.transport.send(&submit).await {
+                self.notice(format!("sandbox unreachable: {err}"));
+                return;
+            }
+        }
         let request =
             crate::providers::HttpRequest::post_form(format!("{base}/orders/{order_no}/pay"), &[]);
         match self.transport.send(&request).await {
@@ -443,7 +559,7 @@ impl Inner {
             let detail = format!(
                 "回调金额 {amount} 与应付 {expected} 不符 / callback says {amount} paid, order asks {expected}"
             );
-            if provider.can_query() {
+            if provider.can_query() && !report.amount_signed {
                 // Not every protocol signs the amount: ask the provider itself.
                 self.note(
                     &order_no,
@@ -467,6 +583,16 @@ impl Inner {
         self.apply(&order_no, update, None).await?;
         self.wake(&order_no, order::WatchCommand::Refresh);
         Some(provider.callback_ack(true))
+    }
+}
+
+/// The create description of a stored order (to rebuild a payer's form).
+fn create_of(order: &OrderRow) -> crate::providers::CreateOrder {
+    crate::providers::CreateOrder {
+        order_no: order.order_no.clone(),
+        amount: order.amount,
+        channel: order.channel,
+        subject: order.subject.clone(),
     }
 }
 

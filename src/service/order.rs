@@ -13,7 +13,8 @@ use super::{ChargeRequest, Event, Inner, now_ms, poll};
 use crate::ledger::{NewOrder, OrderRow, Update};
 use crate::model::{OrderNo, PaymentStatus, ProviderState, QrPayload};
 use crate::providers::{
-    CallContext, CreateOrder, HttpResponse, OrderRef, Provider, ProviderError, QueryOutcome,
+    CreateOrder, CreateStep, HttpResponse, OrderRef, PayerForm, Provider, ProviderError,
+    QueryOutcome,
 };
 
 /// What a watch can be told.
@@ -84,7 +85,9 @@ pub async fn charge(inner: Arc<Inner>, order_no: OrderNo, request: ChargeRequest
         channel: request.channel,
         subject: request.subject,
     };
-    let mut watch = Watch::new(inner.clone(), provider, &row);
+    let Some(mut watch) = Watch::new(inner.clone(), provider, &row) else {
+        return;
+    };
     // The row is committed: only now is the request built and sent.
     if watch.create(&create).await {
         watch.run().await;
@@ -116,7 +119,9 @@ pub async fn resume(inner: Arc<Inner>, row: OrderRow) {
             None,
         )
         .await;
-    let mut watch = Watch::new(inner, provider, &row);
+    let Some(mut watch) = Watch::new(inner, provider, &row) else {
+        return;
+    };
     watch.run().await;
     watch.finish();
 }
@@ -133,6 +138,8 @@ struct Watch {
     provider_order_id: Option<String>,
     qr: Option<QrPayload>,
     rx: mpsc::UnboundedReceiver<WatchCommand>,
+    /// Our own sender, so the channel never closes under us and `finish` removes only ours.
+    tx: mpsc::UnboundedSender<WatchCommand>,
     failures: u32,
     last_code: Option<String>,
     last_query: Option<tokio::time::Instant>,
@@ -140,14 +147,20 @@ struct Watch {
 }
 
 impl Watch {
-    fn new(inner: Arc<Inner>, provider: Arc<dyn Provider>, row: &OrderRow) -> Self {
+    /// A watch for the order, or `None` when one already runs (an order has one watch).
+    fn new(inner: Arc<Inner>, provider: Arc<dyn Provider>, row: &OrderRow) -> Option<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
-        inner
-            .watches
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(row.order_no.clone(), tx);
-        Watch {
+        {
+            let mut watches = inner
+                .watches
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if watches.contains_key(&row.order_no) {
+                return None;
+            }
+            watches.insert(row.order_no.clone(), tx.clone());
+        }
+        Some(Watch {
             inner,
             provider,
             order_no: row.order_no.clone(),
@@ -155,30 +168,38 @@ impl Watch {
             provider_order_id: row.provider_order_id.clone(),
             qr: None,
             rx,
+            tx,
             failures: 0,
             last_code: None,
             last_query: None,
             ended_at: None,
-        }
+        })
     }
 
     fn finish(self) {
-        self.inner
+        let mut watches = self
+            .inner
             .watches
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&self.order_no);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if watches
+            .get(&self.order_no)
+            .is_some_and(|tx| tx.same_channel(&self.tx))
+        {
+            watches.remove(&self.order_no);
+        }
     }
 
     /// Sends the create request once. Returns whether the order should be watched (false
     /// only when the provider refused it outright, so it never existed there).
     async fn create(&mut self, create: &CreateOrder) -> bool {
-        let ctx = CallContext {
-            now_unix: now_ms() / 1000,
-            notify_url: self.inner.notify_url(self.provider.id()),
-        };
+        let ctx = self.inner.call_context(self.provider.id());
         let request = match self.provider.build_create(create, &ctx) {
-            Ok(request) => request,
+            Ok(CreateStep::Server(request)) => request,
+            Ok(CreateStep::PayerForm(form)) => {
+                self.payer_form(&form).await;
+                return true;
+            }
             Err(err) => {
                 let update = Update::new(
                     "create",
@@ -213,6 +234,7 @@ impl Watch {
                 update.raw = Some(response.body_text());
                 update.provider_order_id = outcome.provider_order_id;
                 update.payable = outcome.payable;
+                update.expires_at = outcome.timeout_secs.map(|secs| self.expiry_after(secs));
                 self.inner.apply(&self.order_no, update, outcome.qr).await;
                 true
             }
@@ -238,6 +260,31 @@ impl Watch {
                 true
             }
         }
+    }
+
+    /// The provider's create is a form the payer's browser submits: the QR is the bridge
+    /// page (when payers can reach the listener) or the signed link itself.
+    async fn payer_form(&mut self, form: &PayerForm) {
+        let (qr, how) = if self.inner.config.public_url.is_some() || self.inner.config.demo {
+            (self.inner.bridge_url(&self.order_no), "bridge page")
+        } else {
+            (form.to_get_url(), "signed link")
+        };
+        let qr = QrPayload::Text(qr);
+        self.qr = Some(qr.clone());
+        let update = Update::new(
+            "create",
+            ProviderState::Pending,
+            format!(
+                "等待顾客手机打开支付页 / the QR ({how}) opens the provider's page on the payer's phone"
+            ),
+            now_ms(),
+        );
+        self.inner.apply(&self.order_no, update, Some(qr)).await;
+    }
+
+    fn expiry_after(&self, secs: u64) -> i64 {
+        self.created_at + i64::try_from(secs).unwrap_or(0).saturating_mul(1000)
     }
 
     /// The create's outcome is unknown: say so; the watch then looks the order up.
@@ -331,8 +378,7 @@ impl Watch {
                 () = tokio::time::sleep(delay) => self.query(&order, false).await,
                 command = self.rx.recv() => match command {
                     Some(WatchCommand::QueryNow) => self.query(&order, true).await,
-                    Some(WatchCommand::Refresh) => {}
-                    None => return,
+                    Some(WatchCommand::Refresh) | None => {}
                 },
             }
         }
@@ -382,7 +428,8 @@ impl Watch {
             order_no: self.order_no.clone(),
             provider_order_id: self.provider_order_id.clone(),
         };
-        let request = match self.provider.build_query(&order_ref) {
+        let ctx = self.inner.call_context(self.provider.id());
+        let request = match self.provider.build_query(&order_ref, &ctx) {
             Ok(request) => request,
             Err(err) => {
                 self.inner

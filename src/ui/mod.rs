@@ -49,6 +49,7 @@ fn top_bar(ui: &mut egui::Ui, state: &mut TillState) {
                     });
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                provider_switch(ui, state);
                 let other = match state.language {
                     Language::Zh => "English",
                     Language::En => "中文",
@@ -64,6 +65,35 @@ fn top_bar(ui: &mut egui::Ui, state: &mut TillState) {
     });
 }
 
+/// The provider for the next sale: a menu, and F6 cycles. Only on the till screens.
+fn provider_switch(ui: &mut egui::Ui, state: &mut TillState) {
+    if state.providers.len() < 2 {
+        return;
+    }
+    let enabled = matches!(state.screen, Screen::Till | Screen::PickChannel);
+    let mut chosen = None;
+    ui.add_enabled_ui(enabled, |ui| {
+        egui::ComboBox::from_id_salt("provider")
+            .selected_text(format!("{} [F6]", state.provider_name))
+            .show_ui(ui, |ui| {
+                for info in &state.providers {
+                    if ui
+                        .selectable_label(
+                            info.id == state.provider_id,
+                            format!("{} ({})", info.name, info.id),
+                        )
+                        .clicked()
+                    {
+                        chosen = Some(info.id.clone());
+                    }
+                }
+            });
+    });
+    if let Some(id) = chosen {
+        state.switch_provider(&id);
+    }
+}
+
 fn status_bar(ui: &mut egui::Ui, state: &TillState) {
     egui::Panel::bottom("status").show(ui, |ui| {
         ui.horizontal_wrapped(|ui| {
@@ -73,6 +103,9 @@ fn status_bar(ui: &mut egui::Ui, state: &TillState) {
                 state.provider_name,
                 state.provider_id
             ));
+            if let Some(account) = state.account_text() {
+                ui.label(RichText::new(format!("· {account}")).weak());
+            }
             ui.separator();
             let operator = if state.operator.is_empty() {
                 state.t("未设置", "not set").to_string()

@@ -20,8 +20,8 @@ use self::transformers::{SignInput, envelope, order_type, status_report};
 use super::wire::{self, Table};
 use super::{
     CallContext, CallbackAck, CallbackReport, CallbackRequest, CreateOrder, CreateOutcome,
-    HttpRequest, HttpResponse, OrderRef, PollLimits, Provider, ProviderError, ProviderKind,
-    QueryOutcome,
+    CreateStep, HttpRequest, HttpResponse, OrderRef, PollLimits, Provider, ProviderError,
+    ProviderKind, QueryOutcome,
 };
 use crate::model::{Channel, Fen, OrderNo};
 use crate::secret::{Secret, signatures_match};
@@ -150,7 +150,7 @@ impl Provider for Ispay {
         &self,
         order: &CreateOrder,
         ctx: &CallContext,
-    ) -> Result<HttpRequest, ProviderError> {
+    ) -> Result<CreateStep, ProviderError> {
         let order_type =
             order_type(order.channel).ok_or(ProviderError::NotSupported("this channel"))?;
         let amount = order.amount.to_yuan();
@@ -179,10 +179,10 @@ impl Provider for Ispay {
             ("order_time", &order_time),
             ("sign", &sign),
         ]);
-        Ok(HttpRequest::post_form(
+        Ok(CreateStep::Server(HttpRequest::post_form(
             format!("{}/gateway", self.base_url),
             &fields,
-        ))
+        )))
     }
 
     fn parse_create(&self, response: &HttpResponse) -> Result<CreateOutcome, ProviderError> {
@@ -207,12 +207,15 @@ impl Provider for Ispay {
         }
         Ok(CreateOutcome {
             provider_order_id: Some(id),
-            qr: None,
-            payable: None,
+            ..CreateOutcome::default()
         })
     }
 
-    fn build_query(&self, order: &OrderRef) -> Result<HttpRequest, ProviderError> {
+    fn build_query(
+        &self,
+        order: &OrderRef,
+        _ctx: &CallContext,
+    ) -> Result<HttpRequest, ProviderError> {
         Ok(match &order.provider_order_id {
             Some(id) => HttpRequest::get(format!("{}/query/{id}", self.base_url)),
             // Without the provider's id (its create answer never came) ask by our number.
@@ -287,6 +290,8 @@ impl Provider for Ispay {
             state,
             raw_code: state_text.to_string(),
             amount,
+            // md5(userid + order_no + key) does not cover the amount.
+            amount_signed: false,
         })
     }
 
