@@ -143,6 +143,8 @@ pub struct Till {
     pub ledger_path: PathBuf,
     /// The listener's address, when it runs.
     pub listener: Option<SocketAddr>,
+    /// Problems staff should see at start (e.g. a notify-only provider nobody can reach).
+    pub warnings: Vec<String>,
 }
 
 /// The repaint hook, filled in once the window exists.
@@ -219,6 +221,10 @@ pub async fn start_till(paths: &Paths, repaint: RepaintSlot) -> Result<Till, Cli
         ),
         None => None,
     };
+    let warnings = reachability_warnings(&config, listener, demo);
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
     Ok(Till {
         config,
         demo,
@@ -227,7 +233,26 @@ pub async fn start_till(paths: &Paths, repaint: RepaintSlot) -> Result<Till, Cli
         events,
         ledger_path,
         listener,
+        warnings,
     })
+}
+
+/// Providers that report payment only by notify need a listener the provider can reach.
+fn reachability_warnings(config: &Config, listener: Option<SocketAddr>, demo: bool) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for provider in config.providers.iter().filter(|p| !p.can_query()) {
+        let name = format!("{} ({})", provider.display_name(), provider.id());
+        if listener.is_none() {
+            warnings.push(format!(
+                "{name} 只能通过回调确认付款，但回调监听未运行 / reports payments only by notify, and the callback listener is not running: no sale with it can be confirmed"
+            ));
+        } else if config.listener.public_url.is_none() && !demo {
+            warnings.push(format!(
+                "{name} 只能通过回调确认付款：请在 [listener] 设置 public_url / reports payments only by notify: set [listener] public_url to an address the provider can reach"
+            ));
+        }
+    }
+    warnings
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,6 +290,9 @@ pub async fn charge(paths: &Paths, args: ChargeArgs) -> Result<i32, CliError> {
             provider.display_name(),
             offered.join(", ")
         )));
+    }
+    for warning in &till.warnings {
+        eprintln!("warning: {warning}");
     }
     if let Some(sandbox) = &till.sandbox {
         eprintln!(

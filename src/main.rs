@@ -86,6 +86,7 @@ fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, C
     state.max_amount = till.config.max_amount;
     state.language = till.config.language;
     state.demo = till.demo;
+    state.notices.extend(till.warnings.iter().cloned());
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,
         viewport: egui::ViewportBuilder::default()

@@ -419,3 +419,102 @@ async fn the_order_row_is_committed_before_the_create_request_arrives() {
     assert_eq!(rows[0].status, PaymentStatus::Creating);
     assert_eq!(rows[0].amount, Fen(4242));
 }
+
+/// What a payer's phone does with a bridge-page QR: open it and submit its form.
+async fn open_on_phone(bridge_url: &str) -> String {
+    let page = reqwest::get(bridge_url)
+        .await
+        .expect("bridge page")
+        .text()
+        .await
+        .expect("html");
+    let action = page
+        .split("action=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form action")
+        .replace("&amp;", "&");
+    let fields: Vec<(String, String)> = page
+        .split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .filter_map(|input| {
+            let (name, rest) = input.split_once("\" value=\"")?;
+            let value = rest.split('"').next()?;
+            Some((
+                name.to_string(),
+                value.replace("&amp;", "&").replace("&quot;", "\""),
+            ))
+        })
+        .collect();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields.iter())
+        .finish();
+    reqwest::Client::new()
+        .post(&action)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("provider page")
+        .text()
+        .await
+        .expect("provider page text")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn igepay_sale_through_the_bridge_page_and_notify() {
+    let mut rig = rig(vec![], S(300), true).await;
+    let no = rig
+        .service
+        .charge(sale(350, Channel::Wechat, "demo-igepay"));
+    let deadline = Instant::now() + S(10);
+    let qr = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rig.events.recv()).await {
+            Ok(Some(Event::Order(update)))
+                if update.order.order_no == no && update.qr.is_some() =>
+            {
+                break update
+                    .qr
+                    .and_then(|q| q.text().map(str::to_string))
+                    .expect("a text QR");
+            }
+            Ok(Some(_)) => {}
+            other => panic!("no QR: {other:?}"),
+        }
+    };
+    assert!(
+        qr.ends_with(&format!("/pay/{no}")),
+        "the QR is the bridge page: {qr}"
+    );
+    let provider_page = open_on_phone(&qr).await;
+    assert!(provider_page.contains("¥3.50"), "{provider_page}");
+    // A forged notify changes nothing.
+    assert!(rig.sandbox.set(no.as_str(), SimState::Issued));
+    assert!(rig.sandbox.notify(no.as_str(), true));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rig.row(&no).await.status, PaymentStatus::Pending);
+    assert!(rig.sandbox.set(no.as_str(), SimState::Paid));
+    let paid = rig
+        .until(&no, S(5), |o| o.status == PaymentStatus::Paid)
+        .await;
+    assert_eq!(paid.paid, Some(Fen(350)));
+    // A repeated notify is harmless.
+    assert!(rig.sandbox.notify(no.as_str(), false));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = rig
+        .service
+        .with_ledger({
+            let no = no.clone();
+            move |l| l.events(&no)
+        })
+        .await
+        .expect("events");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.to.as_deref() == Some("paid"))
+            .count(),
+        1
+    );
+}

@@ -572,12 +572,14 @@ impl Inner {
                 return Some(provider.callback_ack(true));
             }
         }
-        let mut update = Update::new(
-            "callback",
-            report.state.clone(),
-            format!("notify: code {}", report.raw_code),
-            now_ms(),
-        );
+        let detail = match report.state {
+            ProviderState::Paid => format!(
+                "支付平台通知已付款 / the provider's notify says paid (code {})",
+                report.raw_code
+            ),
+            _ => format!("notify: code {}", report.raw_code),
+        };
+        let mut update = Update::new("callback", report.state.clone(), detail, now_ms());
         update.raw = Some(raw);
         update.paid_amount = report.amount;
         self.apply(&order_no, update, None).await?;
