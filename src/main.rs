@@ -77,6 +77,7 @@ fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, C
             name: p.display_name().to_string(),
             channels: p.channels().to_vec(),
             can_query: p.can_query(),
+            browser_needed: p.payer_browser_needed(),
             account: None,
         })
         .collect();

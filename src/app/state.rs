@@ -77,6 +77,8 @@ pub struct ProviderInfo {
     pub channels: Vec<Channel>,
     /// Whether it can be queried.
     pub can_query: bool,
+    /// Whether its QR opens a page in the payer's browser (not the wallet directly).
+    pub browser_needed: bool,
     /// What it last said about the account (balance, quota), for the status bar.
     pub account: Option<String>,
 }
@@ -99,6 +101,8 @@ pub struct TillState {
     /// Whether the current provider can be queried (else the QR screen says it waits for the
     /// provider's notification).
     pub provider_can_query: bool,
+    /// Whether the current provider's QR opens a page in the payer's browser.
+    pub provider_browser_needed: bool,
     /// Every configured provider account (the till switches between them).
     pub providers: Vec<ProviderInfo>,
     /// The operator recorded on sales.
@@ -129,9 +133,11 @@ impl TillState {
             name: String::new(),
             channels: Vec::new(),
             can_query: false,
+            browser_needed: false,
             account: None,
         });
         let mut state = TillState::new(&first.id, &first.name, first.channels, first.can_query);
+        state.provider_browser_needed = first.browser_needed;
         state.providers = providers;
         state
     }
@@ -147,6 +153,7 @@ impl TillState {
         self.provider_id = info.id;
         self.provider_name = info.name;
         self.provider_can_query = info.can_query;
+        self.provider_browser_needed = info.browser_needed;
         if !info.channels.contains(&self.channel) {
             self.channel = info.channels.first().copied().unwrap_or(Channel::Alipay);
         }
@@ -184,6 +191,7 @@ impl TillState {
     ) -> Self {
         TillState {
             providers: Vec::new(),
+            provider_browser_needed: false,
             amount_text: String::new(),
             error: None,
             channel: channels.first().copied().unwrap_or(Channel::Alipay),

@@ -180,6 +180,16 @@ fn details(ui: &mut egui::Ui, state: &TillState, order_no: &OrderNo, actions: &m
         _ => state.t("等待顾客付款…", "Waiting for the customer…"),
     };
     ui.label(RichText::new(status).size(24.0));
+    if state.provider_browser_needed {
+        ui.label(
+            RichText::new(state.t(
+                "顾客扫码后在手机浏览器中完成支付",
+                "The customer's phone opens the provider's page to pay",
+            ))
+            .size(18.0)
+            .weak(),
+        );
+    }
     if let Some(message) = &order.message
         && order.status != PaymentStatus::Confirming
         && (message.contains("失败") || message.contains("不明") || message.contains("failed"))
