@@ -143,6 +143,8 @@ pub struct Till {
     pub ledger_path: PathBuf,
     /// The listener's address, when it runs.
     pub listener: Option<SocketAddr>,
+    /// The running listener, for an orderly stop.
+    pub listener_handle: Option<service::listener::Listener>,
     /// Problems staff should see at start (e.g. a notify-only provider nobody can reach).
     pub warnings: Vec<String>,
 }
@@ -213,14 +215,14 @@ pub async fn start_till(paths: &Paths, repaint: RepaintSlot) -> Result<Till, Cli
         hook,
     )
     .map_err(|err| CliError::Other(err.to_string()))?;
-    let listener = match socket {
+    let listener_handle = match socket {
         Some(socket) => Some(
             service::listener::serve(socket, service.clone())
-                .map_err(|err| CliError::Other(format!("callback listener: {err}")))?
-                .addr,
+                .map_err(|err| CliError::Other(format!("callback listener: {err}")))?,
         ),
         None => None,
     };
+    let listener = listener_handle.as_ref().map(|l| l.addr);
     let warnings = reachability_warnings(&config, listener, demo);
     for warning in &warnings {
         tracing::warn!("{warning}");
@@ -233,8 +235,18 @@ pub async fn start_till(paths: &Paths, repaint: RepaintSlot) -> Result<Till, Cli
         events,
         ledger_path,
         listener,
+        listener_handle,
         warnings,
     })
+}
+
+impl Till {
+    /// Lets the listener finish answering callbacks in flight before the process ends.
+    pub async fn close(&mut self) {
+        if let Some(listener) = self.listener_handle.take() {
+            listener.shutdown(Duration::from_secs(3)).await;
+        }
+    }
 }
 
 /// Providers that report payment only by notify need a listener the provider can reach.
@@ -335,6 +347,8 @@ pub async fn charge(paths: &Paths, args: ChargeArgs) -> Result<i32, CliError> {
                 }
                 if order.status.is_final() {
                     out.done(order);
+                    // The notify that ended the sale may still be waiting for its answer.
+                    till.close().await;
                     return Ok(if order.status == PaymentStatus::Paid {
                         0
                     } else {

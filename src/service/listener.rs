@@ -27,6 +27,19 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct Listener {
     /// The address it is bound to.
     pub addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Listener {
+    /// Stops taking connections and waits (at most `grace`) for the answers in flight, so a
+    /// provider whose notify was just applied still gets its `success`.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(());
+        if tokio::time::timeout(grace, self.task).await.is_err() {
+            tracing::warn!("callback listener: answers still in flight after {grace:?}");
+        }
+    }
 }
 
 /// Binds the listener's socket (so its address is known before the service starts).
@@ -49,13 +62,20 @@ pub fn serve(socket: tokio::net::TcpListener, service: ServiceHandle) -> std::io
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(service);
-    tokio::spawn(async move {
-        if let Err(err) = axum::serve(socket, app).await {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serving = axum::serve(socket, app).with_graceful_shutdown(async move {
+            // Only an explicit stop ends it; a dropped handle leaves it serving.
+            if stopped.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        });
+        if let Err(err) = serving.await {
             tracing::error!("callback listener stopped: {err}");
         }
     });
     tracing::info!(%addr, "callback listener");
-    Ok(Listener { addr })
+    Ok(Listener { addr, stop, task })
 }
 
 /// The bridge page: what the payer's phone opens from the QR of a form-post provider. It

@@ -177,6 +177,7 @@ impl Watch {
     }
 
     fn finish(self) {
+        self.inner.payer_pages().remove(&self.order_no);
         let mut watches = self
             .inner
             .watches
@@ -221,7 +222,13 @@ impl Watch {
             }
         };
         match self.provider.parse_create(&response) {
-            Ok(outcome) => {
+            Ok(mut outcome) => {
+                if let Some(page) = outcome.payer_page.take() {
+                    // The provider's pay page must open in the payer's browser: the QR leads
+                    // to the listener's bridge, which serves it.
+                    self.inner.payer_pages().insert(self.order_no.clone(), page);
+                    outcome.qr = Some(QrPayload::Text(self.inner.bridge_url(&self.order_no)));
+                }
                 self.provider_order_id
                     .clone_from(&outcome.provider_order_id);
                 self.qr.clone_from(&outcome.qr);
