@@ -624,18 +624,20 @@ pub async fn sandbox(
         .await
         .map_err(|err| CliError::Other(format!("cannot listen on {listen}: {err}")))?;
     println!("qrtill sandbox listening on {}", sandbox.base_url);
-    println!(
-        "ispay.in simulator: {}  merchant id {}  key {}",
-        sandbox.url_for(crate::sandbox::ispay::KIND),
-        crate::sandbox::ispay::DEMO_USERID,
-        crate::sandbox::ispay::DEMO_KEY
-    );
+    for provider in sandbox.demo_providers() {
+        println!(
+            "{:<14} {}  (account `{}`, credentials in the config below)",
+            provider.display_name(),
+            sandbox.url_for(provider.kind()),
+            provider.id()
+        );
+    }
     println!(
         "Mark an order paid:   curl -X POST {}/orders/ORDER_NO/pay",
         sandbox.control_url()
     );
     println!(
-        "Other controls:       …/orders/ORDER_NO/confirm (state 8), …/expire, …/state/N; GET {}/orders",
+        "Other controls:       …/orders/ORDER_NO/pay?amount=12.30 (underpay), …/confirm, …/expire, …/cancel, …/close, …/state/CODE, …/notify[?forged=true]; GET {}/orders",
         sandbox.control_url()
     );
     println!(
