@@ -67,7 +67,7 @@ impl TillApp {
 
     /// Keys: digits and `.` type the amount; Backspace; Enter charges; Esc clears or cancels;
     /// 1–4 pick the channel in the channel step; F5 queries now; F6 switches the provider for
-    /// the next sale; F9 simulates the payment in demo mode.
+    /// the next sale; F9 simulates the payment in demo mode; F11 toggles full screen.
     fn keys(&mut self, ctx: &egui::Context) -> Vec<Action> {
         let events = ctx.input(|i| i.events.clone());
         let mut actions = Vec::new();
@@ -84,6 +84,11 @@ impl TillApp {
                     modifiers,
                     ..
                 } if !modifiers.ctrl && !modifiers.alt && !modifiers.command => {
+                    if key == Key::F11 {
+                        // Full screen for the customer-facing QR; F11 again to leave it.
+                        let full = ctx.input(|i| i.viewport().fullscreen.unwrap_or(false));
+                        ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(!full));
+                    }
                     actions.extend(self.named_key(key));
                 }
                 _ => {}
