@@ -98,6 +98,8 @@ pub struct NotifyRequest {
     pub content_type: &'static str,
     /// The body, for a POST.
     pub body: String,
+    /// Extra headers (for protocols that sign in headers).
+    pub headers: Vec<(String, String)>,
 }
 
 /// A running sandbox.
@@ -301,15 +303,17 @@ impl Shared {
         let http = self.http.clone();
         let order_no = order.order_no.clone();
         tokio::spawn(async move {
-            let sent = if request.post {
+            let mut builder = if request.post {
                 http.post(&request.url)
                     .header("Content-Type", request.content_type)
                     .body(request.body)
-                    .send()
-                    .await
             } else {
-                http.get(&request.url).send().await
+                http.get(&request.url)
             };
+            for (name, value) in &request.headers {
+                builder = builder.header(name, value);
+            }
+            let sent = builder.send().await;
             match sent {
                 Ok(response) => {
                     tracing::debug!(%order_no, status = %response.status(), "sandbox notify sent");
