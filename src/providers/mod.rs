@@ -10,6 +10,7 @@
 pub mod ispay;
 pub mod sign;
 pub mod wire;
+pub mod yinqiantong;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -440,7 +441,7 @@ pub struct ProviderKind {
 }
 
 /// Every protocol the till speaks: one line each.
-pub const KINDS: &[ProviderKind] = &[ispay::KIND];
+pub const KINDS: &[ProviderKind] = &[ispay::KIND, yinqiantong::KIND];
 
 /// Looks up a protocol by its config name.
 pub fn kind(name: &str) -> Option<&'static ProviderKind> {
