@@ -11,6 +11,7 @@
 //! the outside world.
 
 pub mod ispay;
+pub mod yinqiantong;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -328,6 +329,7 @@ impl Shared {
 fn notify_for(order: &SimOrder, forged: bool) -> Option<NotifyRequest> {
     match order.kind {
         ispay::KIND => Some(ispay::notify(order, forged)),
+        yinqiantong::KIND => Some(yinqiantong::notify(order, forged)),
         _ => None,
     }
 }
@@ -363,6 +365,7 @@ impl Sandbox {
         };
         let app = Router::new()
             .nest(&format!("/{}", ispay::KIND), ispay::routes())
+            .nest(&format!("/{}", yinqiantong::KIND), yinqiantong::routes())
             .route("/_sandbox/orders", get(list_orders))
             .route("/_sandbox/orders/{order_no}/notify", post(resend_notify))
             .route("/_sandbox/orders/{order_no}/state/{code}", post(set_code))
@@ -393,12 +396,18 @@ impl Sandbox {
 
     /// Provider accounts for demo mode, one per protocol, with the sandbox's credentials.
     pub fn demo_providers(&self) -> Vec<Arc<dyn Provider>> {
-        vec![Arc::new(ispay::demo_account(&self.url_for(ispay::KIND)))]
+        vec![
+            Arc::new(ispay::demo_account(&self.url_for(ispay::KIND))),
+            Arc::new(yinqiantong::demo_account(&self.url_for(yinqiantong::KIND))),
+        ]
     }
 
     /// A config file that points every protocol at this sandbox.
     pub fn demo_config(&self) -> String {
-        let sections = [ispay::demo_config(&self.url_for(ispay::KIND))];
+        let sections = [
+            ispay::demo_config(&self.url_for(ispay::KIND)),
+            yinqiantong::demo_config(&self.url_for(yinqiantong::KIND)),
+        ];
         format!(
             "# qrtill config for the sandbox at {base}\n\
              default_provider = \"demo-ispay\"\n\
