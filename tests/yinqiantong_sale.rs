@@ -162,7 +162,7 @@ fn sandbox(deadline: Instant) -> SandboxProc {
     }
     assert!(
         config.contains("id = \"demo-yinqiantong\""),
-        "no yinqiantong section in:\n{config}"
+        "no yinqiantong section: is {BIN} another worktree's build (a shared target dir)?\n{config}"
     );
     SandboxProc {
         _proc: proc,
