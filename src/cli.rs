@@ -633,6 +633,13 @@ pub async fn sandbox(
         );
     }
     println!(
+        "银钱通 yinqiantong simulator: {}  appid {}  appkey {}  app_secret {}",
+        sandbox.url_for(crate::sandbox::yinqiantong::KIND),
+        crate::sandbox::yinqiantong::DEMO_APPID,
+        crate::sandbox::yinqiantong::DEMO_APPKEY,
+        crate::sandbox::yinqiantong::DEMO_APP_SECRET
+    );
+    println!(
         "Mark an order paid:   curl -X POST {}/orders/ORDER_NO/pay",
         sandbox.control_url()
     );

@@ -180,6 +180,7 @@ fn notify(pairs: &[(&str, &str)]) -> CallbackRequest {
         query: Vec::new(),
         body: body.into_bytes(),
         content_type: Some("application/x-www-form-urlencoded".into()),
+        headers: Vec::new(),
     }
 }
 

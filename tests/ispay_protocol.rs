@@ -534,6 +534,7 @@ fn notify(pairs: &[(&str, &str)]) -> CallbackRequest {
             .collect(),
         body: vec![],
         content_type: None,
+        headers: vec![],
     }
 }
 
@@ -643,6 +644,7 @@ fn notify_as_form_post_body() {
         )
         .into_bytes(),
         content_type: Some("application/x-www-form-urlencoded".into()),
+        headers: vec![],
     };
     let report = provider().verify_callback(&request).unwrap();
     assert_eq!(report.order_no.as_str(), "20191118123424");

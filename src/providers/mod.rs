@@ -11,6 +11,7 @@ pub mod igepay;
 pub mod ispay;
 pub mod sign;
 pub mod wire;
+pub mod yinqiantong;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -242,9 +243,19 @@ pub struct CallbackRequest {
     pub body: Vec<u8>,
     /// The `Content-Type` header, if any.
     pub content_type: Option<String>,
+    /// The request's headers (names in lowercase), for protocols that sign in headers.
+    pub headers: Vec<(String, String)>,
 }
 
 impl CallbackRequest {
+    /// A header's value, by name in any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
     /// The decoded query and form-body pairs together (query first).
     pub fn params(&self) -> Vec<(String, String)> {
         let mut pairs = self.query.clone();
@@ -431,7 +442,7 @@ pub struct ProviderKind {
 }
 
 /// Every protocol the till speaks: one line each.
-pub const KINDS: &[ProviderKind] = &[ispay::KIND, igepay::KIND];
+pub const KINDS: &[ProviderKind] = &[ispay::KIND, igepay::KIND, yinqiantong::KIND];
 
 /// Looks up a protocol by its config name.
 pub fn kind(name: &str) -> Option<&'static ProviderKind> {

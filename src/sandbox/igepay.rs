@@ -73,6 +73,7 @@ pub(super) fn notify(order: &SimOrder, forged: bool) -> NotifyRequest {
         post: true,
         url: order.notify_url.clone(),
         content_type: "application/x-www-form-urlencoded",
+        headers: Vec::new(),
         body: body.finish(),
     }
 }

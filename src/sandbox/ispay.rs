@@ -90,6 +90,7 @@ pub(super) fn notify(order: &SimOrder, forged: bool) -> NotifyRequest {
         url: format!("{}{separator}{query}", order.notify_url),
         content_type: "",
         body: String::new(),
+        headers: Vec::new(),
     }
 }
 

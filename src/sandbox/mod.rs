@@ -12,6 +12,7 @@
 
 pub mod igepay;
 pub mod ispay;
+pub mod yinqiantong;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -99,6 +100,8 @@ pub struct NotifyRequest {
     pub content_type: &'static str,
     /// The body, for a POST.
     pub body: String,
+    /// Extra headers (for protocols that sign in headers).
+    pub headers: Vec<(String, String)>,
 }
 
 /// A running sandbox.
@@ -302,15 +305,17 @@ impl Shared {
         let http = self.http.clone();
         let order_no = order.order_no.clone();
         tokio::spawn(async move {
-            let sent = if request.post {
+            let mut builder = if request.post {
                 http.post(&request.url)
                     .header("Content-Type", request.content_type)
                     .body(request.body)
-                    .send()
-                    .await
             } else {
-                http.get(&request.url).send().await
+                http.get(&request.url)
             };
+            for (name, value) in &request.headers {
+                builder = builder.header(name, value);
+            }
+            let sent = builder.send().await;
             match sent {
                 Ok(response) => {
                     tracing::debug!(%order_no, status = %response.status(), "sandbox notify sent");
@@ -326,6 +331,7 @@ fn notify_for(order: &SimOrder, forged: bool) -> Option<NotifyRequest> {
     match order.kind {
         ispay::KIND => Some(ispay::notify(order, forged)),
         igepay::KIND => Some(igepay::notify(order, forged)),
+        yinqiantong::KIND => Some(yinqiantong::notify(order, forged)),
         _ => None,
     }
 }
@@ -362,6 +368,7 @@ impl Sandbox {
         let app = Router::new()
             .nest(&format!("/{}", ispay::KIND), ispay::routes())
             .nest(&format!("/{}", igepay::KIND), igepay::routes())
+            .nest(&format!("/{}", yinqiantong::KIND), yinqiantong::routes())
             .route("/_sandbox/orders", get(list_orders))
             .route("/_sandbox/orders/{order_no}/notify", post(resend_notify))
             .route("/_sandbox/orders/{order_no}/state/{code}", post(set_code))
@@ -395,6 +402,7 @@ impl Sandbox {
         vec![
             Arc::new(ispay::demo_account(&self.url_for(ispay::KIND))),
             Arc::new(igepay::demo_account(&self.url_for(igepay::KIND))),
+            Arc::new(yinqiantong::demo_account(&self.url_for(yinqiantong::KIND))),
         ]
     }
 
@@ -403,6 +411,7 @@ impl Sandbox {
         let sections = [
             ispay::demo_config(&self.url_for(ispay::KIND)),
             igepay::demo_config(&self.url_for(igepay::KIND)),
+            yinqiantong::demo_config(&self.url_for(yinqiantong::KIND)),
         ];
         format!(
             "# qrtill config for the sandbox at {base}\n\

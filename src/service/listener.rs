@@ -125,6 +125,15 @@ async fn notify(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        headers: headers
+            .iter()
+            .filter_map(|(name, value)| {
+                value
+                    .to_str()
+                    .ok()
+                    .map(|value| (name.as_str().to_string(), value.to_string()))
+            })
+            .collect(),
     };
     // A slow ledger must not hold the provider's connection for ever.
     let handled = tokio::time::timeout(

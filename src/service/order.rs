@@ -177,7 +177,6 @@ impl Watch {
     }
 
     fn finish(self) {
-        self.inner.payer_pages().remove(&self.order_no);
         let mut watches = self
             .inner
             .watches
@@ -188,6 +187,8 @@ impl Watch {
             .is_some_and(|tx| tx.same_channel(&self.tx))
         {
             watches.remove(&self.order_no);
+            // The order is no longer watched: its stored pay page (if any) goes with it.
+            self.inner.payer_pages().remove(&self.order_no);
         }
     }
 
@@ -222,16 +223,19 @@ impl Watch {
             }
         };
         match self.provider.parse_create(&response) {
-            Ok(mut outcome) => {
-                if let Some(page) = outcome.payer_page.take() {
-                    // The provider's pay page must open in the payer's browser: the QR leads
-                    // to the listener's bridge, which serves it.
-                    self.inner.payer_pages().insert(self.order_no.clone(), page);
-                    outcome.qr = Some(QrPayload::Text(self.inner.bridge_url(&self.order_no)));
-                }
+            Ok(outcome) => {
+                // A pay page for the payer's browser is served at the bridge, and the QR
+                // leads there.
+                let qr = match outcome.payer_page {
+                    Some(page) => {
+                        self.inner.payer_pages().insert(self.order_no.clone(), page);
+                        Some(QrPayload::Text(self.inner.bridge_url(&self.order_no)))
+                    }
+                    None => outcome.qr,
+                };
                 self.provider_order_id
                     .clone_from(&outcome.provider_order_id);
-                self.qr.clone_from(&outcome.qr);
+                self.qr.clone_from(&qr);
                 let mut update = Update::new(
                     "create",
                     ProviderState::Pending,
@@ -242,7 +246,7 @@ impl Watch {
                 update.provider_order_id = outcome.provider_order_id;
                 update.payable = outcome.payable;
                 update.expires_at = outcome.timeout_secs.map(|secs| self.expiry_after(secs));
-                self.inner.apply(&self.order_no, update, outcome.qr).await;
+                self.inner.apply(&self.order_no, update, qr).await;
                 true
             }
             Err(ProviderError::Rejected { code, message }) => {
