@@ -1,9 +1,10 @@
 //! Sales through sun.jings.wang v1 end to end: the `qrtill` binary and `qrtill sandbox` as
 //! separate processes, the test acting as the payer's phone (open the QR, let its page post
 //! the signed form) and as the customer paying (the sandbox's control API), over loopback
-//! only. Covered: the bridge-page QR (with `public_url`), the signed-link QR (without), a
-//! forged notify that changes nothing, and, in process, that the poller never queries one
-//! order twice within the provider's 60 s, even when staff keep asking.
+//! only. Covered: the bridge-page QR (with `public_url`), the signed-link QR (without), an
+//! underpayment (paid, flagged), a forged notify that changes nothing, and, in process,
+//! that the poller never queries one order twice within the provider's 60 s, even when
+//! staff keep asking.
 //!
 //! Every child process is killed by a guard; every wait is bounded (60 s per sale test; the
 //! rate-limit test needs one full minute between two queries and is bounded at 75 s).
@@ -390,22 +391,37 @@ fn shop(bridge: bool, deadline: Instant) -> (Shop, Option<String>) {
 }
 
 /// After the QR: the customer pays, the notify reaches the till, the sale ends paid.
-fn pay_and_expect_paid(shop: &Shop, mut charge: Charge, order_no: &str, deadline: Instant) {
+fn pay_and_expect_paid(shop: &Shop, charge: Charge, order_no: &str, deadline: Instant) {
+    pay_and_expect(shop, charge, order_no, deadline, "12.34");
+}
+
+/// The customer pays `realpay` (the sandbox's `pay?amount=`); the sale ends paid, flagged
+/// when that is not the order's 12.34.
+fn pay_and_expect(
+    shop: &Shop,
+    mut charge: Charge,
+    order_no: &str,
+    deadline: Instant,
+    realpay: &str,
+) {
     let paid = http(
         "POST",
-        &format!("{}/_sandbox/orders/{order_no}/pay", shop.sandbox),
+        &format!(
+            "{}/_sandbox/orders/{order_no}/pay?amount={realpay}",
+            shop.sandbox
+        ),
         Some(&[]),
     );
     assert_eq!((paid.status, paid.body.as_str()), (200, "ok"));
     let done = charge.event("done", deadline);
     assert_eq!(done["status"], "paid", "{done}");
-    assert_eq!(done["paid"], "12.34");
-    assert_eq!(done["amount_mismatch"], false);
+    assert_eq!(done["paid"], realpay);
+    assert_eq!(done["amount_mismatch"], realpay != "12.34");
     assert_eq!(charge.guard.exit_code(deadline), 0);
     let status = status_json(&shop.config, &shop.data, order_no);
     assert_eq!(status["status"], "paid", "{status}");
     assert_eq!(status["provider"], "demo-jings");
-    assert_eq!(status["paid"], "12.34");
+    assert_eq!(status["paid"], realpay);
     let events = status["events"].as_array().unwrap();
     assert!(
         events
@@ -485,6 +501,18 @@ fn sale_through_the_signed_link() {
     assert_eq!(refused.status, 400);
     assert!(refused.body.contains("key"), "{}", refused.body);
     pay_and_expect_paid(&shop, charge, &order_no, deadline);
+}
+
+#[test]
+fn an_underpayment_is_paid_and_flagged() {
+    let deadline = Instant::now() + S(60);
+    let (shop, _) = shop(false, deadline);
+    let charge = Charge::start(&shop.config, &shop.data);
+    let qr = charge.event("qr", deadline);
+    let order_no = qr["order_no"].as_str().unwrap().to_string();
+    assert_eq!(http("GET", qr["qr"].as_str().unwrap(), None).status, 200);
+    // realpay 12.30 is covered by the notify's key: the money is real, the ledger flags it.
+    pay_and_expect(&shop, charge, &order_no, deadline, "12.30");
 }
 
 #[test]
