@@ -9,6 +9,7 @@
 
 pub mod igepay;
 pub mod ispay;
+pub mod jings;
 pub mod sign;
 pub mod wire;
 pub mod yinqiantong;
@@ -442,7 +443,7 @@ pub struct ProviderKind {
 }
 
 /// Every protocol the till speaks: one line each.
-pub const KINDS: &[ProviderKind] = &[ispay::KIND, igepay::KIND, yinqiantong::KIND];
+pub const KINDS: &[ProviderKind] = &[ispay::KIND, igepay::KIND, yinqiantong::KIND, jings::KIND];
 
 /// Looks up a protocol by its config name.
 pub fn kind(name: &str) -> Option<&'static ProviderKind> {

@@ -12,6 +12,7 @@
 
 pub mod igepay;
 pub mod ispay;
+pub mod jings;
 pub mod yinqiantong;
 
 use std::collections::HashMap;
@@ -189,6 +190,30 @@ impl SimOrder {
 struct SandboxState {
     orders: Vec<SimOrder>,
     next_id: u64,
+    /// Calls to rate-limited endpoints, by the protocol's key (see [`Shared::rate_limit`]).
+    calls: HashMap<String, Vec<CallRecord>>,
+    /// Every notify sent, with how the till answered.
+    notifies: Vec<NotifyRecord>,
+}
+
+/// One call to a rate-limited endpoint, as the sandbox saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    /// When it arrived.
+    pub at: Instant,
+    /// Whether it came too soon and was refused.
+    pub refused: bool,
+}
+
+/// One notify the sandbox sent, and the answer it got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyRecord {
+    /// Our (the merchant's) order number.
+    pub order_no: String,
+    /// Whether it carried a wrong signature on purpose.
+    pub forged: bool,
+    /// The HTTP status the till answered, or `None` when it could not be delivered.
+    pub status: Option<u16>,
 }
 
 /// The sandbox's shared state, handed to every protocol's handlers.
@@ -219,6 +244,44 @@ impl Shared {
             "4248{:014}",
             state.next_id + u64::from(fastrand::u16(..)) * 1_000_000
         )
+    }
+
+    /// Records a call to a rate-limited endpoint under `key` (e.g. the protocol, the call and
+    /// the order) and says whether it may be answered: `Err(wait)` when the last answered
+    /// call under the same key was less than `every` ago. Refused calls are recorded too, so
+    /// that tests can see them, but do not restart the clock.
+    ///
+    /// # Errors
+    /// The time left until the next call may be answered.
+    pub fn rate_limit(&self, key: &str, every: Duration) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let log = state.calls.entry(key.to_string()).or_default();
+        let verdict = match log.iter().rev().find(|call| !call.refused) {
+            Some(last) if now.duration_since(last.at) < every => {
+                Err(every.saturating_sub(now.duration_since(last.at)))
+            }
+            _ => Ok(()),
+        };
+        log.push(CallRecord {
+            at: now,
+            refused: verdict.is_err(),
+        });
+        if verdict.is_err() {
+            tracing::warn!(key, "sandbox: rate limit exceeded, call refused");
+        }
+        verdict
+    }
+
+    /// Every order of a protocol, after time-driven changes.
+    pub fn orders_of(&self, kind: &str) -> Vec<SimOrder> {
+        self.tick_and_notify();
+        self.lock()
+            .orders
+            .iter()
+            .filter(|o| o.kind == kind)
+            .cloned()
+            .collect()
     }
 
     /// Stores a new order; refuses a duplicate order number of the same protocol.
@@ -304,6 +367,7 @@ impl Shared {
         }
         let http = self.http.clone();
         let order_no = order.order_no.clone();
+        let shared = self.clone();
         tokio::spawn(async move {
             let mut builder = if request.post {
                 http.post(&request.url)
@@ -316,12 +380,21 @@ impl Shared {
                 builder = builder.header(name, value);
             }
             let sent = builder.send().await;
-            match sent {
+            let status = match sent {
                 Ok(response) => {
                     tracing::debug!(%order_no, status = %response.status(), "sandbox notify sent");
+                    Some(response.status().as_u16())
                 }
-                Err(err) => tracing::debug!(%order_no, "sandbox notify not delivered: {err}"),
-            }
+                Err(err) => {
+                    tracing::debug!(%order_no, "sandbox notify not delivered: {err}");
+                    None
+                }
+            };
+            shared.lock().notifies.push(NotifyRecord {
+                order_no,
+                forged,
+                status,
+            });
         });
     }
 }
@@ -332,6 +405,7 @@ fn notify_for(order: &SimOrder, forged: bool) -> Option<NotifyRequest> {
         ispay::KIND => Some(ispay::notify(order, forged)),
         igepay::KIND => Some(igepay::notify(order, forged)),
         yinqiantong::KIND => Some(yinqiantong::notify(order, forged)),
+        jings::KIND => jings::notify(order, forged),
         _ => None,
     }
 }
@@ -369,7 +443,10 @@ impl Sandbox {
             .nest(&format!("/{}", ispay::KIND), ispay::routes())
             .nest(&format!("/{}", igepay::KIND), igepay::routes())
             .nest(&format!("/{}", yinqiantong::KIND), yinqiantong::routes())
+            .nest(&format!("/{}", jings::KIND), jings::routes())
             .route("/_sandbox/orders", get(list_orders))
+            .route("/_sandbox/calls", get(list_calls))
+            .route("/_sandbox/notifies", get(list_notifies))
             .route("/_sandbox/orders/{order_no}/notify", post(resend_notify))
             .route("/_sandbox/orders/{order_no}/state/{code}", post(set_code))
             .route("/_sandbox/orders/{order_no}/{action}", post(control))
@@ -403,6 +480,7 @@ impl Sandbox {
             Arc::new(ispay::demo_account(&self.url_for(ispay::KIND))),
             Arc::new(igepay::demo_account(&self.url_for(igepay::KIND))),
             Arc::new(yinqiantong::demo_account(&self.url_for(yinqiantong::KIND))),
+            Arc::new(jings::demo_account(&self.url_for(jings::KIND))),
         ]
     }
 
@@ -412,6 +490,7 @@ impl Sandbox {
             ispay::demo_config(&self.url_for(ispay::KIND)),
             igepay::demo_config(&self.url_for(igepay::KIND)),
             yinqiantong::demo_config(&self.url_for(yinqiantong::KIND)),
+            jings::demo_config(&self.url_for(jings::KIND)),
         ];
         format!(
             "# qrtill config for the sandbox at {base}\n\
@@ -427,6 +506,21 @@ impl Sandbox {
     pub fn orders(&self) -> Vec<SimOrder> {
         self.state.tick_and_notify();
         self.state.lock().orders.clone()
+    }
+
+    /// The calls to a rate-limited endpoint under `key`, oldest first (for tests).
+    pub fn calls(&self, key: &str) -> Vec<CallRecord> {
+        self.state
+            .lock()
+            .calls
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every notify sent so far and the till's answers (for tests).
+    pub fn notifies(&self) -> Vec<NotifyRecord> {
+        self.state.lock().notifies.clone()
     }
 
     /// Moves an order (by our order number) to a state, sending the notify for a payment.
@@ -506,6 +600,43 @@ async fn list_orders(State(state): State<Shared>) -> impl IntoResponse {
         })
         .collect();
     Json(orders)
+}
+
+/// `GET /_sandbox/calls`: the rate-limited calls by key, each with its age and whether it
+/// was refused.
+async fn list_calls(State(state): State<Shared>) -> impl IntoResponse {
+    let now = Instant::now();
+    let calls: serde_json::Map<String, serde_json::Value> = state
+        .lock()
+        .calls
+        .iter()
+        .map(|(key, log)| {
+            let entries = log
+                .iter()
+                .map(|call| {
+                    serde_json::json!({
+                        "age_ms": u64::try_from(now.duration_since(call.at).as_millis()).unwrap_or(u64::MAX),
+                        "refused": call.refused,
+                    })
+                })
+                .collect();
+            (key.clone(), serde_json::Value::Array(entries))
+        })
+        .collect();
+    Json(serde_json::Value::Object(calls))
+}
+
+/// `GET /_sandbox/notifies`: every notify sent and the till's answer.
+async fn list_notifies(State(state): State<Shared>) -> impl IntoResponse {
+    let notifies: Vec<serde_json::Value> = state
+        .lock()
+        .notifies
+        .iter()
+        .map(
+            |n| serde_json::json!({"order_no": n.order_no, "forged": n.forged, "status": n.status}),
+        )
+        .collect();
+    Json(notifies)
 }
 
 fn control_answer(found: bool) -> (StatusCode, &'static str) {

@@ -454,8 +454,12 @@ impl Watch {
                 return;
             }
         };
+        let sent = self.inner.transport.send(&request).await;
+        // Timed from the answer, not the request: the provider saw the request before it
+        // answered, so a limit like "one query per minute" holds on its clock too, whatever
+        // the network delays were.
         self.last_query = Some(tokio::time::Instant::now());
-        let response = match self.inner.transport.send(&request).await {
+        let response = match sent {
             Ok(response) => response,
             Err(err) => {
                 self.failed(
