@@ -7,6 +7,7 @@
 //! - an unknown code becomes [`ProviderState::Unknown`], which leaves an order as it is;
 //! - adding a protocol is one folder below this one plus one line in [`KINDS`].
 
+pub mod gatepay;
 pub mod ispay;
 pub mod sign;
 pub mod wire;
@@ -430,7 +431,7 @@ pub struct ProviderKind {
 }
 
 /// Every protocol the till speaks: one line each.
-pub const KINDS: &[ProviderKind] = &[ispay::KIND];
+pub const KINDS: &[ProviderKind] = &[ispay::KIND, gatepay::KIND];
 
 /// Looks up a protocol by its config name.
 pub fn kind(name: &str) -> Option<&'static ProviderKind> {
