@@ -10,6 +10,7 @@
 //! defines; a notify is only ever sent to a loopback address, so the sandbox never talks to
 //! the outside world.
 
+pub mod gatepay;
 pub mod ispay;
 
 use std::collections::HashMap;
@@ -324,6 +325,7 @@ impl Shared {
 fn notify_for(order: &SimOrder, forged: bool) -> Option<NotifyRequest> {
     match order.kind {
         ispay::KIND => Some(ispay::notify(order, forged)),
+        gatepay::KIND => Some(gatepay::notify(order, forged)),
         _ => None,
     }
 }
@@ -359,6 +361,7 @@ impl Sandbox {
         };
         let app = Router::new()
             .nest(&format!("/{}", ispay::KIND), ispay::routes())
+            .nest(&format!("/{}", gatepay::KIND), gatepay::routes())
             .route("/_sandbox/orders", get(list_orders))
             .route("/_sandbox/orders/{order_no}/notify", post(resend_notify))
             .route("/_sandbox/orders/{order_no}/state/{code}", post(set_code))
@@ -389,12 +392,18 @@ impl Sandbox {
 
     /// Provider accounts for demo mode, one per protocol, with the sandbox's credentials.
     pub fn demo_providers(&self) -> Vec<Arc<dyn Provider>> {
-        vec![Arc::new(ispay::demo_account(&self.url_for(ispay::KIND)))]
+        vec![
+            Arc::new(ispay::demo_account(&self.url_for(ispay::KIND))),
+            Arc::new(gatepay::demo_account(&self.url_for(gatepay::KIND))),
+        ]
     }
 
     /// A config file that points every protocol at this sandbox.
     pub fn demo_config(&self) -> String {
-        let sections = [ispay::demo_config(&self.url_for(ispay::KIND))];
+        let sections = [
+            ispay::demo_config(&self.url_for(ispay::KIND)),
+            gatepay::demo_config(&self.url_for(gatepay::KIND)),
+        ];
         format!(
             "# qrtill config for the sandbox at {base}\n\
              default_provider = \"demo-ispay\"\n\
