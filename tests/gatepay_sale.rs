@@ -2,7 +2,8 @@
 //! processes on loopback: the till learns of the payment by the listener's notify, or (with
 //! the listener off) only by querying `/api/order/check`; and a forged notify changes
 //! nothing. The test plays the payer: it opens the QR's `pay_url` (gatepay's hosted page) and
-//! then tells the sandbox the order was paid.
+//! then tells the sandbox the order was paid. One more test checks that the simulator
+//! itself answers with the seed's codes and words (101–106, 109, 199, 201–203, query 201).
 //!
 //! Every child process is killed by a guard; every wait is bounded (60 s per test at most).
 
@@ -20,6 +21,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use qrtill::providers::gatepay::transformers::SignInput;
+use qrtill::sandbox::gatepay::{DEMO_APPKEY, DEMO_APPSECRET};
+use qrtill::secret::Secret;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_qrtill");
@@ -298,6 +302,11 @@ impl Charge {
 
 /// A tiny HTTP/1.1 client over a raw socket (loopback only): returns status and body.
 fn http(method: &str, url: &str, deadline: Instant) -> (u16, String) {
+    http_form(method, url, None, deadline)
+}
+
+/// The same, with an optional `application/x-www-form-urlencoded` body.
+fn http_form(method: &str, url: &str, form: Option<&str>, deadline: Instant) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("an http:// URL");
     let (host, path) = match rest.find('/') {
         Some(at) => (&rest[..at], &rest[at..]),
@@ -309,9 +318,16 @@ fn http(method: &str, url: &str, deadline: Instant) -> (u16, String) {
     let mut stream = TcpStream::connect_timeout(&addr, timeout).unwrap();
     stream.set_read_timeout(Some(timeout)).unwrap();
     stream.set_write_timeout(Some(timeout)).unwrap();
+    let body = form.unwrap_or_default();
+    let content_type = if form.is_some() {
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+    } else {
+        ""
+    };
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -488,4 +504,201 @@ fn forged_notify_changes_nothing() {
     let done = charge.event("done");
     assert_done_paid(&done, &order_no);
     assert_eq!(charge.proc.wait_exit(rig.deadline), 0, "{}", charge.log());
+}
+
+/// A create form for the sandbox, signed with `secret` unless a sign is given.
+fn create_form(
+    price: &str,
+    pay_type: &str,
+    out_order_id: &str,
+    extra: &[(&str, &str)],
+    sign: Option<&str>,
+) -> String {
+    let computed = SignInput::Create {
+        appkey: DEMO_APPKEY,
+        price,
+        pay_type,
+        out_order_id,
+        custom: "demo",
+    }
+    .sign(&Secret::new(DEMO_APPSECRET));
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("appkey", DEMO_APPKEY)
+        .append_pair("price", price)
+        .append_pair("type", pay_type)
+        .append_pair("out_order_id", out_order_id)
+        .append_pair("custom", "demo")
+        .append_pair("sign", sign.unwrap_or(&computed));
+    for (name, value) in extra {
+        form.append_pair(name, value);
+    }
+    form.finish()
+}
+
+#[test]
+fn sandbox_answers_with_the_seeds_codes() {
+    let rig = Rig::start(true);
+    let anypay = format!("{}/gatepay/api/anypay/create", rig.base);
+    let cloudpay = format!("{}/gatepay/api/cloudpay/create", rig.base);
+    let notify: &[(&str, &str)] = &[("notify_url", "http://127.0.0.1:9/notify/x")];
+    let post = |url: &str, form: &str| {
+        let (status, body) = http_form("POST", url, Some(form), rig.deadline);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap_or_else(|err| panic!("{err}: {body}"))
+    };
+    let good = create_form("12.34", "alipay", "SIM-1", notify, None);
+    let cases: Vec<(&str, String, i64, &str)> = vec![
+        (
+            anypay.as_str(),
+            good.replace("appkey=", "x="),
+            106,
+            "存在禁止传递的参数",
+        ),
+        (
+            anypay.as_str(),
+            good.replacen(&format!("appkey={DEMO_APPKEY}&"), "", 1),
+            101,
+            "秘钥必须",
+        ),
+        (
+            anypay.as_str(),
+            good.replacen(DEMO_APPKEY, "0000", 1),
+            102,
+            "无效的秘钥",
+        ),
+        (
+            anypay.as_str(),
+            create_form("12.34", "alipay", "SIM-1", notify, Some("")),
+            103,
+            "签名必须",
+        ),
+        (
+            anypay.as_str(),
+            create_form(
+                "12.34",
+                "alipay",
+                "SIM-1",
+                notify,
+                Some("0123456789abcdef0123456789abcdef"),
+            ),
+            104,
+            "无效的签名",
+        ),
+        (
+            anypay.as_str(),
+            create_form("12.34", "alipay", "", notify, None),
+            105,
+            "参数缺失",
+        ),
+        (
+            anypay.as_str(),
+            create_form("12.34", "alipay", "SIM-1", &[("foo", "bar")], None),
+            106,
+            "存在禁止传递的参数",
+        ),
+        (
+            anypay.as_str(),
+            create_form("12.34", "alipay", "SIM-1", &[], None),
+            109,
+            "通知接口url未填写",
+        ),
+        (
+            anypay.as_str(),
+            create_form("12.3", "alipay", "SIM-1", notify, None),
+            201,
+            "价格无效",
+        ),
+        (
+            anypay.as_str(),
+            create_form("12.34", "qq", "SIM-1", notify, None),
+            202,
+            "无效的支付方式",
+        ),
+        (
+            cloudpay.as_str(),
+            create_form("12.34", "wechat", "SIM-2", &[], None),
+            203,
+            "当前支付方式已关闭",
+        ),
+        (cloudpay.as_str(), good.clone(), 106, "存在禁止传递的参数"),
+    ];
+    for (url, form, code, msg) in cases {
+        let answer = post(url, &form);
+        assert_eq!(answer["code"], code, "{form}: {answer}");
+        assert_eq!(answer["msg"], msg, "{form}: {answer}");
+    }
+    // Not a form at all.
+    let (_, body) = http_form("POST", &anypay, None, rig.deadline);
+    assert!(body.contains("105"), "{body}");
+
+    // Good creates: the any-amount answer has a qrcode_body, the cloud one has none.
+    let answer = post(&anypay, &good);
+    assert_eq!(answer["code"], 100, "{answer}");
+    assert!(
+        answer["data"]["pay_url"]
+            .as_str()
+            .unwrap()
+            .contains("/gatepay/pay/api?id=")
+    );
+    assert!(
+        answer["data"]["qrcode_body"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,")
+    );
+    assert_eq!(answer["data"]["params"]["out_order_id"], "SIM-1");
+    let (status, png) = http(
+        "GET",
+        answer["data"]["qrcode_url"].as_str().unwrap(),
+        rig.deadline,
+    );
+    assert_eq!(status, 200);
+    assert!(png.starts_with("\u{fffd}PNG"), "{png:.8}");
+    let cloud = post(
+        &cloudpay,
+        &create_form("12.34", "alipay", "SIM-3", &[], None),
+    );
+    assert_eq!(cloud["code"], 100, "{cloud}");
+    assert!(cloud["data"].get("qrcode_body").is_none(), "{cloud}");
+    // The same order number again.
+    let again = post(&anypay, &good);
+    assert_eq!(again["code"], 199, "{again}");
+
+    // The query: signed, 201 for an unknown order, `unpaid` then `expired`.
+    let check = |out_order_id: &str, sign: Option<&str>| {
+        let computed = SignInput::Query {
+            appkey: DEMO_APPKEY,
+            out_order_id,
+        }
+        .sign(&Secret::new(DEMO_APPSECRET));
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("appkey", DEMO_APPKEY)
+            .append_pair("out_order_id", out_order_id)
+            .append_pair("sign", sign.unwrap_or(&computed))
+            .finish();
+        let (status, body) = http(
+            "GET",
+            &format!("{}/gatepay/api/order/check?{query}", rig.base),
+            rig.deadline,
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+    assert_eq!(
+        check("SIM-1", Some("0123456789abcdef0123456789abcdef"))["code"],
+        104
+    );
+    let missing = check("NO-SUCH", None);
+    assert_eq!(
+        (missing["code"].as_i64(), missing["msg"].as_str()),
+        (Some(201), Some("订单不存在"))
+    );
+    let open = check("SIM-1", None);
+    assert_eq!(open["code"], 100, "{open}");
+    assert_eq!(open["data"]["order_status"], "unpaid");
+    assert_eq!(open["data"]["order_price"], "12.34");
+    assert!(open["data"]["order_id"].is_u64(), "{open}");
+    let (status, _) = rig.control("orders/SIM-1/expire");
+    assert_eq!(status, 200);
+    assert_eq!(check("SIM-1", None)["data"]["order_status"], "expired");
 }
