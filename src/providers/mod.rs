@@ -7,6 +7,7 @@
 //! - an unknown code becomes [`ProviderState::Unknown`], which leaves an order as it is;
 //! - adding a protocol is one folder below this one plus one line in [`KINDS`].
 
+pub mod gatepay;
 pub mod igepay;
 pub mod ispay;
 pub mod jings;
@@ -443,7 +444,13 @@ pub struct ProviderKind {
 }
 
 /// Every protocol the till speaks: one line each.
-pub const KINDS: &[ProviderKind] = &[ispay::KIND, igepay::KIND, yinqiantong::KIND, jings::KIND];
+pub const KINDS: &[ProviderKind] = &[
+    ispay::KIND,
+    igepay::KIND,
+    gatepay::KIND,
+    yinqiantong::KIND,
+    jings::KIND,
+];
 
 /// Looks up a protocol by its config name.
 pub fn kind(name: &str) -> Option<&'static ProviderKind> {

@@ -10,6 +10,7 @@
 //! defines; a notify is only ever sent to a loopback address, so the sandbox never talks to
 //! the outside world.
 
+pub mod gatepay;
 pub mod igepay;
 pub mod ispay;
 pub mod jings;
@@ -406,6 +407,7 @@ fn notify_for(order: &SimOrder, forged: bool) -> Option<NotifyRequest> {
         igepay::KIND => Some(igepay::notify(order, forged)),
         yinqiantong::KIND => Some(yinqiantong::notify(order, forged)),
         jings::KIND => jings::notify(order, forged),
+        gatepay::KIND => Some(gatepay::notify(order, forged)),
         _ => None,
     }
 }
@@ -444,6 +446,7 @@ impl Sandbox {
             .nest(&format!("/{}", igepay::KIND), igepay::routes())
             .nest(&format!("/{}", yinqiantong::KIND), yinqiantong::routes())
             .nest(&format!("/{}", jings::KIND), jings::routes())
+            .nest(&format!("/{}", gatepay::KIND), gatepay::routes())
             .route("/_sandbox/orders", get(list_orders))
             .route("/_sandbox/calls", get(list_calls))
             .route("/_sandbox/notifies", get(list_notifies))
@@ -481,6 +484,7 @@ impl Sandbox {
             Arc::new(igepay::demo_account(&self.url_for(igepay::KIND))),
             Arc::new(yinqiantong::demo_account(&self.url_for(yinqiantong::KIND))),
             Arc::new(jings::demo_account(&self.url_for(jings::KIND))),
+            Arc::new(gatepay::demo_account(&self.url_for(gatepay::KIND))),
         ]
     }
 
@@ -491,6 +495,7 @@ impl Sandbox {
             igepay::demo_config(&self.url_for(igepay::KIND)),
             yinqiantong::demo_config(&self.url_for(yinqiantong::KIND)),
             jings::demo_config(&self.url_for(jings::KIND)),
+            gatepay::demo_config(&self.url_for(gatepay::KIND)),
         ];
         format!(
             "# qrtill config for the sandbox at {base}\n\
