@@ -89,7 +89,22 @@ fn keypad(ui: &mut egui::Ui, state: &mut TillState) {
             ("←", PadKey::Backspace),
         ],
     ];
-    ui.vertical_centered(|ui| {
+    // Centre the pad in its column: a grid lays out from the left edge.
+    let pad_width = size.x * 3.0 + 16.0;
+    let margin = ((ui.available_width() - pad_width) / 2.0).max(0.0);
+    ui.horizontal(|ui| {
+        ui.add_space(margin);
+        ui.vertical(|ui| keypad_grid(ui, state, rows, size));
+    });
+}
+
+fn keypad_grid(
+    ui: &mut egui::Ui,
+    state: &mut TillState,
+    rows: [[(&str, PadKey); 3]; 4],
+    size: egui::Vec2,
+) {
+    ui.vertical(|ui| {
         egui::Grid::new("keypad")
             .spacing(vec2(8.0, 8.0))
             .show(ui, |ui| {
@@ -108,7 +123,15 @@ fn keypad(ui: &mut egui::Ui, state: &mut TillState) {
         let clear =
             egui::Button::new(RichText::new(state.t("清除 C [Esc]", "Clear C [Esc]")).size(24.0))
                 .min_size(vec2(size.x * 3.0 + 16.0, 56.0));
-        if ui.add(clear).clicked() {
+        let width = size.x * 3.0 + 16.0;
+        let clicked = ui
+            .allocate_ui_with_layout(
+                vec2(width, 56.0),
+                egui::Layout::centered_and_justified(egui::Direction::TopDown),
+                |ui| ui.add(clear).clicked(),
+            )
+            .inner;
+        if clicked {
             state.press(PadKey::Clear);
         }
     });
