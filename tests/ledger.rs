@@ -275,3 +275,38 @@ fn applying_to_an_unknown_order_is_an_error() {
         Err(LedgerError::NotFound(_))
     ));
 }
+
+#[test]
+fn a_signed_paid_amount_corrects_an_assumed_one() {
+    let mut ledger = Ledger::open_in_memory().expect("ledger");
+    let no = ledger
+        .insert_order(&order("A1", 1234))
+        .expect("insert")
+        .order_no;
+    // A query said paid without naming what was paid: the order's amount is assumed.
+    let applied = ledger
+        .apply(&no, &report(ProviderState::Paid, 2_000))
+        .expect("paid");
+    assert_eq!(applied.order.paid, Some(Fen(1234)));
+    // An unsigned amount changes nothing on a paid order.
+    let mut unsigned = report(ProviderState::Paid, 3_000);
+    unsigned.paid_amount = Some(Fen(1000));
+    let applied = ledger.apply(&no, &unsigned).expect("unsigned");
+    assert_eq!(applied.order.paid, Some(Fen(1234)));
+    assert!(!applied.order.amount_mismatch);
+    // The provider's signed notify says 12.33 was paid: recorded and flagged, still paid.
+    let mut signed = report(ProviderState::Paid, 4_000);
+    signed.paid_amount = Some(Fen(1233));
+    signed.paid_amount_signed = true;
+    let applied = ledger.apply(&no, &signed).expect("signed");
+    assert_eq!(applied.changed_from, None);
+    assert_eq!(applied.order.status, PaymentStatus::Paid);
+    assert_eq!(applied.order.paid, Some(Fen(1233)));
+    assert!(applied.order.amount_mismatch);
+    let last = ledger.events(&no).expect("events").pop().expect("event");
+    assert!(
+        last.detail.contains("signed paid amount 12.33"),
+        "{}",
+        last.detail
+    );
+}

@@ -148,6 +148,10 @@ pub struct Update {
     pub payable: Option<Fen>,
     /// The amount paid, as reported.
     pub paid_amount: Option<Fen>,
+    /// Whether `paid_amount` is covered by the provider's signature (a verified notify):
+    /// such an amount corrects what an earlier, unsigned report assumed, even on a paid
+    /// order (the status stays paid; the amount and the mismatch flag are set right).
+    pub paid_amount_signed: bool,
     /// A new expiry, Unix ms.
     pub expires_at: Option<i64>,
     /// Unix ms.
@@ -170,6 +174,7 @@ impl Update {
             provider_order_id: None,
             payable: None,
             paid_amount: None,
+            paid_amount_signed: false,
             expires_at: None,
             at,
         }
@@ -380,6 +385,23 @@ impl Ledger {
                      WHERE id = ?1",
                     params![id, update.at, late, update.paid_amount.map(|fen| fen.0)],
                 )?;
+            }
+        }
+        let mut detail = detail;
+        if next.is_none()
+            && current == PaymentStatus::Paid
+            && update.state == ProviderState::Paid
+            && update.paid_amount_signed
+            && let Some(paid) = update.paid_amount
+        {
+            let changed = tx.execute(
+                "UPDATE orders SET paid_fen = ?2, \
+                   amount_mismatch = (?2 <> COALESCE(payable_fen, amount_fen)) \
+                 WHERE id = ?1 AND paid_fen IS NOT ?2",
+                params![id, paid.0],
+            )?;
+            if changed > 0 {
+                detail = format!("{detail} (signed paid amount {paid} recorded)");
             }
         }
         tx.execute(

@@ -582,6 +582,7 @@ impl Inner {
         let mut update = Update::new("callback", report.state.clone(), detail, now_ms());
         update.raw = Some(raw);
         update.paid_amount = report.amount;
+        update.paid_amount_signed = report.amount_signed;
         self.apply(&order_no, update, None).await?;
         self.wake(&order_no, order::WatchCommand::Refresh);
         Some(provider.callback_ack(true))

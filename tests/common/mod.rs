@@ -8,7 +8,8 @@
 //! ([`start_charge`], [`expect_done`], [`expect_paid`]); a raw HTTP/1.1 client over
 //! `TcpStream` for loopback only ([`http`], [`http_with`]), with chunked decoding; named
 //! threads ([`spawn_named`]); and, in [`independent`], the Python servers of
-//! `tests/independent/` with their JSON-lines requests log.
+//! `tests/independent/` with their JSON-lines requests log; in [`page`], the form of a page
+//! as the payer's browser reads it.
 //!
 //! Use it with `mod common;` from a test file.
 
@@ -635,5 +636,72 @@ pub mod independent {
     /// The path of a logged request.
     pub fn path_of(request: &Value) -> &str {
         request["path"].as_str().unwrap_or_default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages, as the payer's browser reads them
+
+/// The signed form of a bridge page (or a provider's page), read as a browser would.
+#[allow(
+    dead_code,
+    reason = "only the tests that act as the payer's browser read forms"
+)]
+pub mod page {
+    /// The HTML entities qrtill and the doubles write, `&amp;` last.
+    const ENTITIES: [(&str, &str); 5] = [
+        ("&quot;", "\""),
+        ("&#39;", "'"),
+        ("&lt;", "<"),
+        ("&gt;", ">"),
+        ("&amp;", "&"),
+    ];
+
+    /// The page's one form, which must be posted: its `action` and its hidden fields
+    /// (name, value) in page order, unescaped.
+    pub fn form_of(html: &str) -> (String, Vec<(String, String)>) {
+        let forms = opening_tags(html, "form");
+        let [form] = forms.as_slice() else {
+            panic!("not exactly one form on the page:\n{html}");
+        };
+        let method = attribute(form, "method").unwrap_or_default();
+        assert!(
+            method.eq_ignore_ascii_case("post"),
+            "the form is not posted: {form}"
+        );
+        let action =
+            attribute(form, "action").unwrap_or_else(|| panic!("the form has no action: {form}"));
+        let mut fields = Vec::new();
+        for input in opening_tags(html, "input") {
+            if attribute(input, "type").as_deref() != Some("hidden") {
+                continue;
+            }
+            let name = attribute(input, "name")
+                .unwrap_or_else(|| panic!("a hidden input without a name: {input}"));
+            fields.push((name, attribute(input, "value").unwrap_or_default()));
+        }
+        (action, fields)
+    }
+
+    /// Each `<name …>` of `html`, up to its `>`.
+    fn opening_tags<'a>(html: &'a str, name: &str) -> Vec<&'a str> {
+        let open = format!("<{name} ");
+        html.match_indices(&open)
+            .filter_map(|(at, _)| html.get(at..))
+            .map(|tag| tag.split_once('>').map_or(tag, |(inside, _)| inside))
+            .collect()
+    }
+
+    /// The unescaped value of the double-quoted attribute `name` of `tag`.
+    fn attribute(tag: &str, name: &str) -> Option<String> {
+        let (_, after) = tag.split_once(&format!(" {name}=\""))?;
+        let (raw, _) = after.split_once('"')?;
+        Some(
+            ENTITIES
+                .iter()
+                .fold(raw.to_string(), |text, (entity, plain)| {
+                    text.replace(entity, plain)
+                }),
+        )
     }
 }
