@@ -6,7 +6,8 @@
 //! that the poller never queries one order twice within the provider's 60 s, even when
 //! staff keep asking.
 //!
-//! Every child process is killed by a guard; every wait is bounded (60 s per sale test; the
+//! The processes, the HTTP client, the form reader and the time budget are `tests/common`'s:
+//! every child process is killed by a guard; every wait is bounded (60 s per sale test; the
 //! rate-limit test needs one full minute between two queries and is bounded at 75 s).
 
 #![allow(
@@ -16,120 +17,46 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::page::form_of;
+use common::{
+    Proc, Sale, expect_paid, http, http_with, qrtill, start_budget, start_charge, status_json,
+};
 use qrtill::ledger::Ledger;
 use qrtill::model::{Channel, Fen, PaymentStatus};
 use qrtill::providers::Provider;
-use qrtill::sandbox::jings::{DEMO_UID, balance_calls_key, demo_account, query_calls_key};
+use qrtill::sandbox::jings::{
+    DEMO_TOKEN, DEMO_UID, balance_calls_key, demo_account, query_calls_key,
+};
 use qrtill::sandbox::{Sandbox, SandboxOptions};
 use qrtill::service::{self, ChargeRequest, Command as ServiceCommand, Event, ServiceConfig};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_qrtill");
 const S: fn(u64) -> Duration = Duration::from_secs;
 
-// ---------------------------------------------------------------------------------------------
-// Processes
+/// The content type of a posted form (the sandbox's controls take an empty one).
+const FORM: &str = "application/x-www-form-urlencoded";
 
-/// A child process that is killed when the test ends, however it ends.
-struct Guard {
-    child: Child,
-    name: &'static str,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Guard {
-    /// Waits for the process to exit by itself, until `deadline`.
-    fn exit_code(&mut self, deadline: Instant) -> i32 {
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit in time",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// Reads a child's output line by line on a named thread.
-fn lines_of(read: impl std::io::Read + Send + 'static, name: &str) -> Receiver<String> {
-    let (tx, rx) = channel();
-    std::thread::Builder::new()
-        .name(format!("{name}-reader"))
-        .spawn(move || {
-            for line in BufReader::new(read).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        })
-        .unwrap();
-    rx
-}
-
-/// Collects a child's stderr for failure messages.
-fn collect(read: impl std::io::Read + Send + 'static, name: &str) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = text.clone();
-    std::thread::Builder::new()
-        .name(format!("{name}-stderr"))
-        .spawn(move || {
-            for line in BufReader::new(read).lines() {
-                let Ok(line) = line else { return };
-                let mut text = sink.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
-            }
-        })
-        .unwrap();
-    text
-}
-
-fn next_line(lines: &Receiver<String>, deadline: Instant, what: &str) -> String {
-    let left = deadline.saturating_duration_since(Instant::now());
-    match lines.recv_timeout(left) {
-        Ok(line) => line,
-        Err(RecvTimeoutError::Timeout) => panic!("no {what} in time"),
-        Err(RecvTimeoutError::Disconnected) => panic!("output ended before {what}"),
-    }
+/// What is left until `deadline`.
+fn left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
 }
 
 /// `qrtill sandbox` on a free port: its guard, its base URL and the config it printed.
-fn start_sandbox(deadline: Instant) -> (Guard, String, String) {
-    let mut child = Command::new(BIN)
-        .args(["sandbox", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = lines_of(child.stdout.take().unwrap(), "sandbox");
-    let guard = Guard {
-        child,
-        name: "qrtill sandbox",
-    };
+fn start_sandbox(deadline: Instant) -> (Proc, String, String) {
+    let mut sandbox = Proc::spawn(
+        "qrtill sandbox",
+        qrtill(&["sandbox", "--listen", "127.0.0.1:0"]),
+    );
     let mut base = None;
     loop {
-        let line = next_line(&lines, deadline, "sandbox config");
+        let line = sandbox.line(left(deadline));
         if let Some(url) = line.strip_prefix("qrtill sandbox listening on ") {
             base = Some(url.trim().to_string());
         }
@@ -140,233 +67,60 @@ fn start_sandbox(deadline: Instant) -> (Guard, String, String) {
     // The config follows in one write: read until the output pauses.
     let mut config = String::new();
     loop {
-        match lines.recv_timeout(Duration::from_millis(500)) {
-            Ok(line) => {
-                config.push_str(&line);
-                config.push('\n');
-            }
-            Err(_) if config.contains("id = \"demo-jings\"") => break,
-            Err(_) => assert!(Instant::now() < deadline, "no jings config: {config}"),
+        match sandbox.try_line(Duration::from_millis(500)) {
+            Ok(Some(line)) => config.push_str(&(line + "\n")),
+            _ if config.contains("id = \"demo-jings\"") => break,
+            Ok(None) => sandbox.die(&format!("output ended inside the config: {config}")),
+            Err(()) => assert!(Instant::now() < deadline, "no jings config: {config}"),
         }
     }
-    (guard, base.expect("the sandbox's URL"), config)
-}
-
-/// A running `qrtill charge --json`, with its stdout lines parsed as JSON.
-struct Charge {
-    guard: Guard,
-    lines: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Charge {
-    fn start(config: &Path, data: &Path) -> Charge {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .arg("--data-dir")
-            .arg(data)
-            .args([
-                "charge",
-                "--amount",
-                "12.34",
-                "--channel",
-                "alipay",
-                "--provider",
-                "demo-jings",
-                "--json",
-            ])
-            .env("RUST_LOG", "qrtill=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = lines_of(child.stdout.take().unwrap(), "charge");
-        let stderr = collect(child.stderr.take().unwrap(), "charge");
-        Charge {
-            guard: Guard {
-                child,
-                name: "qrtill charge",
-            },
-            lines,
-            stderr,
-        }
-    }
-
-    /// The next JSON event with `"event": event`, skipping others.
-    fn event(&self, event: &str, deadline: Instant) -> Value {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match self.lines.recv_timeout(left) {
-                Ok(line) => line,
-                Err(err) => panic!(
-                    "no {event} event ({err:?}); stderr:\n{}",
-                    self.stderr.lock().unwrap()
-                ),
-            };
-            let value: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|err| panic!("not a JSON line ({err}): {line}"));
-            if value["event"] == event {
-                return value;
-            }
-            assert_ne!(value["event"], "done", "ended early: {value}");
-        }
-    }
-
-    /// Whether an event line arrives within `wait` (it must not, e.g. after a forgery).
-    fn quiet_for(&self, wait: Duration) -> Option<String> {
-        self.lines.recv_timeout(wait).ok()
-    }
-}
-
-fn status_json(config: &Path, data: &Path, order_no: &str) -> Value {
-    let output = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["status", order_no, "--json"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "status: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-/// A port nobody listens on right now (bound, then released).
-fn free_port() -> u16 {
-    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().port()
-}
-
-// ---------------------------------------------------------------------------------------------
-// A tiny HTTP/1.1 client (loopback only)
-
-struct Reply {
-    status: u16,
-    body: String,
-}
-
-fn http(method: &str, url: &str, form: Option<&[(String, String)]>) -> Reply {
-    let parsed = url::Url::parse(url).unwrap();
-    let host = parsed.host_str().unwrap();
-    assert!(
-        host == "127.0.0.1" || host == "localhost",
-        "loopback only: {url}"
-    );
-    let port = parsed.port_or_known_default().unwrap();
-    let target = match parsed.query() {
-        Some(query) => format!("{}?{query}", parsed.path()),
-        None => parsed.path().to_string(),
-    };
-    let body = form
-        .map(|pairs| {
-            url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(pairs.iter())
-                .finish()
-        })
-        .unwrap_or_default();
-    let addr: SocketAddr = format!("{host}:{port}").parse().unwrap();
-    let mut stream = TcpStream::connect_timeout(&addr, S(5)).unwrap();
-    stream.set_read_timeout(Some(S(10))).unwrap();
-    stream.set_write_timeout(Some(S(10))).unwrap();
-    let mut request =
-        format!("{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n");
-    if form.is_some() {
-        request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
-    }
-    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("a status code");
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    Reply { status, body }
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-fn html_unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
-}
-
-/// The value of `name="…"` inside one tag.
-fn attribute(tag: &str, name: &str) -> Option<String> {
-    let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
-    let end = tag[start..].find('"')? + start;
-    Some(html_unescape(&tag[start..end]))
-}
-
-/// A page's form: its action and its hidden inputs, in order.
-fn parse_form(html: &str) -> (String, Vec<(String, String)>) {
-    let form_at = html.find("<form").expect("a form");
-    let form_tag = &html[form_at..form_at + html[form_at..].find('>').unwrap()];
-    assert_eq!(attribute(form_tag, "method").as_deref(), Some("post"));
-    let action = attribute(form_tag, "action").expect("an action");
-    let mut fields = Vec::new();
-    let mut rest = &html[form_at..];
-    while let Some(at) = rest.find("<input") {
-        let end = rest[at..].find('>').unwrap() + at;
-        let tag = &rest[at..end];
-        if let (Some(name), Some(value)) = (attribute(tag, "name"), attribute(tag, "value")) {
-            fields.push((name, value));
-        }
-        rest = &rest[end..];
-    }
-    (action, fields)
+    (sandbox, base.expect("the sandbox's URL"), config)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Sales through the binary
 
 struct Shop {
-    _sandbox: Guard,
+    _sandbox: Proc,
     sandbox: String,
-    config: std::path::PathBuf,
-    data: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+    config: PathBuf,
+    dir: tempfile::TempDir,
 }
 
-/// The sandbox and a config for it; with `bridge`, a fixed listener port and `public_url`.
+impl Shop {
+    /// `charge --amount 12.34 --channel alipay --json` with the demo-jings account, up to
+    /// its QR.
+    fn charge(&self) -> Sale {
+        start_charge(&self.config, self.dir.path(), "12.34", "alipay")
+    }
+
+    /// `POST {sandbox}/_sandbox/orders/{order_no}/{action}`: its status and body.
+    fn control(&self, order_no: &str, action: &str) -> (u16, String) {
+        let url = format!("{}/_sandbox/orders/{order_no}/{action}", self.sandbox);
+        http_with("POST", &url, Some(FORM), "")
+    }
+}
+
+/// The sandbox and a config for it, whose default account is demo-jings; with `bridge`, a
+/// fixed listener port and `public_url`.
 fn shop(bridge: bool, deadline: Instant) -> (Shop, Option<String>) {
+    // The shared helpers' waits draw on the test's budget, within its 60 s.
+    start_budget();
     let (guard, sandbox, mut config) = start_sandbox(deadline);
     let dir = tempfile::tempdir().unwrap();
+    // `charge` sells with the default account: make it demo-jings.
+    let (before, after) = config
+        .split_once("default_provider = ")
+        .expect("a default account");
+    let (_, after) = after.split_once('\n').unwrap_or((after, ""));
+    config = format!("{before}default_provider = \"demo-jings\"\n{after}");
     let mut public = None;
     if bridge {
-        let listener = format!("127.0.0.1:{}", free_port());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|socket| socket.local_addr())
+            .unwrap()
+            .port();
+        let listener = format!("127.0.0.1:{port}");
         let from = "[listener]\nlisten = \"127.0.0.1:0\"\n";
         assert!(config.contains(from), "{config}");
         config = config.replace(
@@ -377,48 +131,34 @@ fn shop(bridge: bool, deadline: Instant) -> (Shop, Option<String>) {
     }
     let path = dir.path().join("config.toml");
     std::fs::write(&path, &config).unwrap();
-    let data = dir.path().join("data");
     (
         Shop {
             _sandbox: guard,
             sandbox,
             config: path,
-            data,
-            _dir: dir,
+            dir,
         },
         public,
     )
 }
 
 /// After the QR: the customer pays, the notify reaches the till, the sale ends paid.
-fn pay_and_expect_paid(shop: &Shop, charge: Charge, order_no: &str, deadline: Instant) {
-    pay_and_expect(shop, charge, order_no, deadline, "12.34");
+fn pay_and_expect_paid(shop: &Shop, sale: Sale) {
+    pay_and_expect(shop, sale, "12.34");
 }
 
 /// The customer pays `realpay` (the sandbox's `pay?amount=`); the sale ends paid, flagged
 /// when that is not the order's 12.34.
-fn pay_and_expect(
-    shop: &Shop,
-    mut charge: Charge,
-    order_no: &str,
-    deadline: Instant,
-    realpay: &str,
-) {
-    let paid = http(
-        "POST",
-        &format!(
-            "{}/_sandbox/orders/{order_no}/pay?amount={realpay}",
-            shop.sandbox
-        ),
-        Some(&[]),
-    );
-    assert_eq!((paid.status, paid.body.as_str()), (200, "ok"));
-    let done = charge.event("done", deadline);
+fn pay_and_expect(shop: &Shop, mut sale: Sale, realpay: &str) {
+    let (code, body) = shop.control(&sale.order_no, &format!("pay?amount={realpay}"));
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    // `done` paid with `realpay` as the last line, the exit code 0, the token printed nowhere.
+    expect_paid(&mut sale, realpay, DEMO_TOKEN);
+    let done: Value = serde_json::from_str(sale.charge.seen.last().unwrap()).unwrap();
     assert_eq!(done["status"], "paid", "{done}");
     assert_eq!(done["paid"], realpay);
     assert_eq!(done["amount_mismatch"], realpay != "12.34");
-    assert_eq!(charge.guard.exit_code(deadline), 0);
-    let status = status_json(&shop.config, &shop.data, order_no);
+    let status = status_json(&shop.config, &sale, DEMO_TOKEN);
     assert_eq!(status["status"], "paid", "{status}");
     assert_eq!(status["provider"], "demo-jings");
     assert_eq!(status["paid"], realpay);
@@ -436,17 +176,17 @@ fn sale_through_the_bridge_page() {
     let deadline = Instant::now() + S(60);
     let (shop, public) = shop(true, deadline);
     let public = public.unwrap();
-    let charge = Charge::start(&shop.config, &shop.data);
-    let qr = charge.event("qr", deadline);
-    let order_no = qr["order_no"].as_str().unwrap().to_string();
+    let sale = shop.charge();
+    let qr = &sale.qr;
+    let order_no = sale.order_no.clone();
     assert_eq!(qr["amount"], "12.34");
     assert_eq!(qr["provider"], "demo-jings");
     let link = qr["qr"].as_str().unwrap();
     assert_eq!(link, format!("{public}/pay/{order_no}"), "the bridge page");
     // The payer's phone opens the bridge page, which posts the signed form to the provider.
-    let page = http("GET", link, None);
-    assert_eq!(page.status, 200, "{}", page.body);
-    let (action, fields) = parse_form(&page.body);
+    let (status, page) = http("GET", link);
+    assert_eq!(status, 200, "{page}");
+    let (action, fields) = form_of(&page);
     assert_eq!(action, format!("{}/jings/pay.action", shop.sandbox));
     let names: Vec<&str> = fields.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(
@@ -467,20 +207,22 @@ fn sale_through_the_bridge_page() {
     assert!(fields.contains(&("orderid".into(), order_no.clone())));
     assert!(fields.contains(&("paymoney".into(), "12.34".into())));
     assert!(fields.contains(&("notifyurl".into(), format!("{public}/notify/demo-jings"))));
-    let pay_page = http("POST", &action, Some(&fields));
-    assert_eq!(pay_page.status, 200, "{}", pay_page.body);
-    assert!(pay_page.body.contains("12.34"), "{}", pay_page.body);
-    pay_and_expect_paid(&shop, charge, &order_no, deadline);
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&fields)
+        .finish();
+    let (status, pay_page) = http_with("POST", &action, Some(FORM), &body);
+    assert_eq!(status, 200, "{pay_page}");
+    assert!(pay_page.contains("12.34"), "{pay_page}");
+    pay_and_expect_paid(&shop, sale);
 }
 
 #[test]
 fn sale_through_the_signed_link() {
     let deadline = Instant::now() + S(60);
     let (shop, _) = shop(false, deadline);
-    let charge = Charge::start(&shop.config, &shop.data);
-    let qr = charge.event("qr", deadline);
-    let order_no = qr["order_no"].as_str().unwrap().to_string();
-    let link = qr["qr"].as_str().unwrap();
+    let sale = shop.charge();
+    let order_no = &sale.order_no;
+    let link = sale.qr["qr"].as_str().unwrap();
     // Without public_url the payer cannot reach the till: the QR is the signed GET link.
     let prefix = format!(
         "{}/jings/pay.action?uid={DEMO_UID}&orderid={order_no}&",
@@ -491,57 +233,45 @@ fn sale_through_the_signed_link() {
         link.contains("&paymoney=12.34&") && link.contains("&key="),
         "{link}"
     );
-    let page = http("GET", link, None);
-    assert_eq!(page.status, 200, "{}", page.body);
+    let (status, page) = http("GET", link);
+    assert_eq!(status, 200, "{page}");
     // Opening it twice (a reload) is the same order, not a duplicate.
-    assert_eq!(http("GET", link, None).status, 200);
+    assert_eq!(http("GET", link).0, 200);
     // A tampered link is refused by the provider.
     let tampered = link.replace("paymoney=12.34", "paymoney=0.01");
-    let refused = http("GET", &tampered, None);
-    assert_eq!(refused.status, 400);
-    assert!(refused.body.contains("key"), "{}", refused.body);
-    pay_and_expect_paid(&shop, charge, &order_no, deadline);
+    let (status, refused) = http("GET", &tampered);
+    assert_eq!(status, 400);
+    assert!(refused.contains("key"), "{refused}");
+    pay_and_expect_paid(&shop, sale);
 }
 
 #[test]
 fn an_underpayment_is_paid_and_flagged() {
     let deadline = Instant::now() + S(60);
     let (shop, _) = shop(false, deadline);
-    let charge = Charge::start(&shop.config, &shop.data);
-    let qr = charge.event("qr", deadline);
-    let order_no = qr["order_no"].as_str().unwrap().to_string();
-    assert_eq!(http("GET", qr["qr"].as_str().unwrap(), None).status, 200);
+    let sale = shop.charge();
+    assert_eq!(http("GET", sale.qr["qr"].as_str().unwrap()).0, 200);
     // realpay 12.30 is covered by the notify's key: the money is real, the ledger flags it.
-    pay_and_expect(&shop, charge, &order_no, deadline, "12.30");
+    pay_and_expect(&shop, sale, "12.30");
 }
 
 #[test]
 fn a_forged_notify_changes_nothing() {
     let deadline = Instant::now() + S(60);
     let (shop, _) = shop(false, deadline);
-    let charge = Charge::start(&shop.config, &shop.data);
-    let qr = charge.event("qr", deadline);
-    let order_no = qr["order_no"].as_str().unwrap().to_string();
+    let mut sale = shop.charge();
+    let order_no = sale.order_no.clone();
     assert_eq!(
-        http("GET", qr["qr"].as_str().unwrap(), None).status,
+        http("GET", sale.qr["qr"].as_str().unwrap()).0,
         200,
         "the payer opened the pay page"
     );
-    let sent = http(
-        "POST",
-        &format!(
-            "{}/_sandbox/orders/{order_no}/notify?forged=true",
-            shop.sandbox
-        ),
-        Some(&[]),
-    );
-    assert_eq!(sent.status, 200);
+    assert_eq!(shop.control(&order_no, "notify?forged=true").0, 200);
     // The sandbox records how the till answered the forgery: refused.
     let answered = loop {
-        let notifies: Value = serde_json::from_str(
-            &http("GET", &format!("{}/_sandbox/notifies", shop.sandbox), None).body,
-        )
-        .unwrap();
+        let notifies: Value =
+            serde_json::from_str(&http("GET", &format!("{}/_sandbox/notifies", shop.sandbox)).1)
+                .unwrap();
         let answer = notifies
             .as_array()
             .unwrap()
@@ -558,12 +288,12 @@ fn a_forged_notify_changes_nothing() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(answered, 400, "the till refuses a forged notify");
-    if let Some(line) = charge.quiet_for(Duration::from_secs(1)) {
+    if let Ok(Some(line)) = sale.charge.try_line(Duration::from_secs(1)) {
         let value: Value = serde_json::from_str(&line).unwrap();
         assert_ne!(value["event"], "done", "{value}");
         assert_ne!(value["status"], "paid", "{value}");
     }
-    let status = status_json(&shop.config, &shop.data, &order_no);
+    let status = status_json(&shop.config, &sale, DEMO_TOKEN);
     assert_eq!(status["status"], "pending", "{status:#}");
     assert_eq!(status["paid"], Value::Null);
     assert!(
@@ -575,7 +305,7 @@ fn a_forged_notify_changes_nothing() {
         "nothing recorded from the forgery: {status:#}"
     );
     // The real payment still goes through.
-    pay_and_expect_paid(&shop, charge, &order_no, deadline);
+    pay_and_expect_paid(&shop, sale);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -618,8 +348,7 @@ async fn the_poller_never_queries_one_order_twice_within_60_s() {
         operator: "A01".into(),
     });
     let link = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, events.recv()).await {
+        match tokio::time::timeout(left(deadline), events.recv()).await {
             Ok(Some(Event::Order(update))) if update.order.order_no == no => {
                 if let Some(qr) = update.qr {
                     break qr.text().unwrap().to_string();
@@ -630,7 +359,7 @@ async fn the_poller_never_queries_one_order_twice_within_60_s() {
         }
     };
     // The payer opens the signed link: the provider now knows the order.
-    let opened = tokio::task::spawn_blocking(move || http("GET", &link, None).status)
+    let opened = tokio::task::spawn_blocking(move || http("GET", &link).0)
         .await
         .unwrap();
     assert_eq!(opened, 200);
@@ -657,7 +386,7 @@ async fn the_poller_never_queries_one_order_twice_within_60_s() {
                 Some(_) => {}
                 None => panic!("service stopped"),
             },
-            () = tokio::time::sleep(deadline.saturating_duration_since(Instant::now())) => {
+            () = tokio::time::sleep(left(deadline)) => {
                 panic!("not paid in time: {:?}", sandbox.calls(&key));
             }
         }
