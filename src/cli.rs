@@ -202,6 +202,7 @@ pub async fn start_till(paths: &Paths, repaint: RepaintSlot) -> Result<Till, Cli
         sandbox_control: sandbox.as_ref().map(Sandbox::control_url),
         notify_base,
         public_url: config.listener.public_url.clone(),
+        day_start: config.day_start,
     };
     let hook: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
         if let Some(repaint) = repaint.get() {

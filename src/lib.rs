@@ -11,6 +11,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod day;
 pub mod ledger;
 pub mod model;
 pub mod providers;
