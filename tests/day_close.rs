@@ -240,10 +240,15 @@ fn the_day_summary_equals_a_hand_count() {
         paid_sale(&mut ledger, &sale, created_at + MINUTE);
     }
 
-    assert!(hand.paid_count >= 100 && !hand.flagged.is_empty(), "{hand:?}");
+    assert!(
+        hand.paid_count >= 100 && !hand.flagged.is_empty(),
+        "{hand:?}"
+    );
     let after_midnight = at(2026, 11, 22, 0, 0);
     assert!(
-        hand.hourly.keys().any(|h| from + h * HOUR >= after_midnight),
+        hand.hourly
+            .keys()
+            .any(|h| from + h * HOUR >= after_midnight),
         "sales after midnight belong to the 21st"
     );
 
