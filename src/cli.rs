@@ -1,8 +1,11 @@
 //! The command line: the arguments, the start-up shared by the window and the headless
 //! subcommands (config or demo mode, ledger, listener, service), and the subcommands
-//! `charge`, `status`, `history` and `sandbox`.
+//! `charge`, `status`, `history`, `report`, `close`, `closes`, `export` and `sandbox`.
 //!
 //! Exit codes: 0 paid (or success), 3 ended unpaid, 2 bad input or config, 1 anything else.
+//!
+//! Dates on the command line are business days (config `day_start`, see [`crate::day`]):
+//! with `day_start = "04:00"`, `--date 2026-11-21` covers 21 Nov 04:00 to 22 Nov 04:00.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -48,14 +51,54 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List one day's orders (local time).
+    /// List one business day's orders (local time, from the config's day_start).
     History {
-        /// The day, YYYY-MM-DD (default: today).
+        /// The business day, YYYY-MM-DD (default: the current one).
         #[arg(long)]
         date: Option<String>,
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// The day summary: paid per channel, provider and operator, unpaid/expired/cancelled
+    /// counts, flagged orders and hourly takings of one business day.
+    Report {
+        /// The business day, YYYY-MM-DD (default: the current one).
+        #[arg(long)]
+        date: Option<String>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close the till (交班/日结): record a numbered close from the end of the last one until
+    /// now, with the config's operator and the totals. A close never changes afterwards.
+    Close {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the closes, newest first.
+    Closes {
+        /// One JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every order of a range of business days, or of a close, to a CSV file for Excel
+    /// or WPS (UTF-8 with BOM).
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["from", "close"])))]
+    Export {
+        /// The first business day, YYYY-MM-DD (with --to).
+        #[arg(long, requires = "to", conflicts_with = "close")]
+        from: Option<String>,
+        /// The last business day, YYYY-MM-DD, included.
+        #[arg(long, requires = "from", conflicts_with = "close")]
+        to: Option<String>,
+        /// A close number (see `qrtill closes`): the orders paid or created in its window.
+        #[arg(long)]
+        close: Option<i64>,
+        /// The CSV file to write (replaced if it exists).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Run the provider simulator alone and print its URL, credentials and a config for it.
     Sandbox {
@@ -202,6 +245,7 @@ pub async fn start_till(paths: &Paths, repaint: RepaintSlot) -> Result<Till, Cli
         sandbox_control: sandbox.as_ref().map(Sandbox::control_url),
         notify_base,
         public_url: config.listener.public_url.clone(),
+        day_start: config.day_start,
     };
     let hook: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
         if let Some(repaint) = repaint.get() {
@@ -494,13 +538,31 @@ pub fn order_json(order: &OrderRow) -> serde_json::Value {
 // ---------------------------------------------------------------------------------------------
 // status, history
 
+/// The ledger of the current mode and the settings the review commands need.
+struct Books {
+    ledger: Ledger,
+    day_start: chrono::NaiveTime,
+    operator: String,
+}
+
 fn open_ledger(paths: &Paths) -> Result<Ledger, CliError> {
+    Ok(open_books(paths)?.ledger)
+}
+
+fn open_books(paths: &Paths) -> Result<Books, CliError> {
     let demo = !paths.config_explicit && !paths.config.exists();
-    if !demo {
-        // Validate the config so that a broken one is reported, not silently ignored.
-        Config::load(&paths.config)?;
-    }
-    Ok(Ledger::open(&paths.ledger(demo))?)
+    // Validate the config so that a broken one is reported, not silently ignored.
+    let (day_start, operator) = if demo {
+        (crate::day::MIDNIGHT, "demo".to_string())
+    } else {
+        let config = Config::load(&paths.config)?;
+        (config.day_start, config.operator)
+    };
+    Ok(Books {
+        ledger: Ledger::open(&paths.ledger(demo))?,
+        day_start,
+        operator,
+    })
 }
 
 /// `qrtill status ORDER_NO`.
@@ -554,44 +616,64 @@ pub fn status(paths: &Paths, order_no: &str, as_json: bool) -> Result<i32, CliEr
     Ok(0)
 }
 
-/// `qrtill history [--date]`.
+/// The business day `--date` names, or the current one.
+fn business_day(
+    option: &str,
+    date: Option<&str>,
+    day_start: chrono::NaiveTime,
+) -> Result<chrono::NaiveDate, CliError> {
+    match date {
+        Some(text) => {
+            crate::day::parse_date(text).map_err(|err| CliError::Usage(format!("{option} {err}")))
+        }
+        None => Ok(crate::day::business_date(
+            &chrono::Local,
+            service::now_ms(),
+            day_start,
+        )),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS`, local.
+fn local(ms: i64) -> String {
+    crate::day::local_time(&chrono::Local, ms)
+}
+
+/// `qrtill history [--date]`: the orders created in one business day, oldest first.
 ///
 /// # Errors
 /// [`CliError::Usage`] for a malformed date.
 pub fn history(paths: &Paths, date: Option<&str>, as_json: bool) -> Result<i32, CliError> {
-    let day = match date {
-        Some(text) => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .map_err(|_| CliError::Usage(format!("--date `{text}` must be YYYY-MM-DD")))?,
-        None => chrono::Local::now().date_naive(),
-    };
-    let start = day
-        .and_hms_opt(0, 0, 0)
-        .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
-        .ok_or_else(|| CliError::Usage(format!("--date {day}: no such local time")))?
-        .timestamp_millis();
-    let end = (day + chrono::Days::new(1))
-        .and_hms_opt(0, 0, 0)
-        .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
-        .map_or(start + 86_400_000, |t| t.timestamp_millis());
-    let ledger = open_ledger(paths)?;
-    let orders = ledger.orders_between(start, end)?;
-    let totals = ledger.paid_totals(start, end)?;
+    let books = open_books(paths)?;
+    let day = business_day("--date", date, books.day_start)?;
+    let (start, end) = crate::day::window(&chrono::Local, day, books.day_start);
+    let orders = books.ledger.orders_between(start, end)?;
+    let totals = books.ledger.paid_totals(start, end)?;
     if as_json {
         println!(
             "{}",
             json!({
                 "date": day.to_string(),
+                "day_start": crate::day::format_day_start(books.day_start),
+                "from": iso_time(start),
+                "to": iso_time(end),
                 "paid_count": totals.count,
                 "paid_total": totals.total.to_yuan(),
                 "orders": orders.iter().map(order_json).collect::<Vec<_>>(),
             })
         );
     } else {
-        println!("{day}: {} paid, ¥{}", totals.count, totals.total);
+        println!(
+            "{day} ({} – {}): {} paid, ¥{}",
+            local(start),
+            local(end),
+            totals.count,
+            totals.total
+        );
         for o in orders {
             println!(
                 "  {}  {}  {:>10}  {:<8} {:<10} {}",
-                iso_time(o.created_at),
+                local(o.created_at),
                 o.order_no,
                 o.amount.to_yuan(),
                 o.channel,
@@ -600,6 +682,266 @@ pub fn history(paths: &Paths, date: Option<&str>, as_json: bool) -> Result<i32, 
             );
         }
     }
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// report, close, closes, export
+
+/// `value` (a serialized summary or close) with readable local times added beside the ms.
+fn with_times(
+    mut value: serde_json::Value,
+    extra: &[(&str, serde_json::Value)],
+) -> serde_json::Value {
+    if let Some(map) = value.as_object_mut() {
+        for (key, item) in extra {
+            map.insert((*key).to_string(), item.clone());
+        }
+    }
+    value
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, CliError> {
+    serde_json::to_value(value).map_err(|err| CliError::Other(format!("cannot print JSON: {err}")))
+}
+
+/// Prints the figures of a day or a close as text.
+fn print_figures(figures: &crate::ledger::Figures, paid_basis: &str) {
+    println!(
+        "已收款 paid{paid_basis}: {} 笔 orders, ¥{}",
+        figures.paid.count, figures.paid.total
+    );
+    let groups: [(&str, &[crate::ledger::GroupTotals]); 3] = [
+        ("按渠道 by channel", &figures.by_channel),
+        ("按支付平台 by provider", &figures.by_provider),
+        ("按收银员 by operator", &figures.by_operator),
+    ];
+    for (title, list) in groups {
+        println!("{title}:");
+        if list.is_empty() {
+            println!("  —");
+        }
+        for g in list {
+            let name = match g.key.parse::<Channel>() {
+                Ok(channel) if title.contains("channel") => {
+                    format!("{} {}", channel.name_zh(), channel.as_str())
+                }
+                _ if g.key.is_empty() => "(未设置 not set)".to_string(),
+                _ => g.key.clone(),
+            };
+            println!("  {name:<20} {:>6}  ¥{:>12}", g.count, g.total.to_yuan());
+        }
+    }
+    println!(
+        "订单 orders {} · 未完成 unpaid {} · 已过期 expired {} · 已取消 cancelled {} · 失败 failed {}",
+        figures.orders, figures.unpaid, figures.expired, figures.cancelled, figures.failed
+    );
+    if !figures.flagged.is_empty() {
+        println!("需核对 flagged:");
+        for o in &figures.flagged {
+            let mut flags = Vec::new();
+            if o.late_paid {
+                flags.push("迟付 late");
+            }
+            if o.amount_mismatch {
+                flags.push("金额不符 mismatch");
+            }
+            println!(
+                "  {}  {}  应付 payable ¥{}  实付 paid ¥{}  {}",
+                local(o.created_at),
+                o.order_no,
+                o.payable,
+                o.paid.map(Fen::to_yuan).unwrap_or_default(),
+                flags.join(", ")
+            );
+        }
+    }
+}
+
+/// `qrtill report [--date] [--json]`: one business day's summary.
+///
+/// # Errors
+/// [`CliError::Usage`] for a malformed date.
+pub fn report(paths: &Paths, date: Option<&str>, as_json: bool) -> Result<i32, CliError> {
+    let books = open_books(paths)?;
+    let day = business_day("--date", date, books.day_start)?;
+    let (from, to) = crate::day::window(&chrono::Local, day, books.day_start);
+    let summary = books.ledger.day_summary(from, to)?;
+    if as_json {
+        let value = with_times(
+            to_json(&summary)?,
+            &[
+                ("date", json!(day.to_string())),
+                (
+                    "day_start",
+                    json!(crate::day::format_day_start(books.day_start)),
+                ),
+                ("from", json!(iso_time(from))),
+                ("to", json!(iso_time(to))),
+            ],
+        );
+        println!("{value}");
+        return Ok(0);
+    }
+    println!("营业日 business day {day}: {} – {}", local(from), local(to));
+    print_figures(&summary.figures, "");
+    println!("每小时收款 hourly takings:");
+    let peak = summary
+        .hourly
+        .iter()
+        .map(|h| h.total.0)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    for hour in &summary.hourly {
+        let bar = usize::try_from(hour.total.0.saturating_mul(40) / peak).unwrap_or(0);
+        println!(
+            "  {}  {:<40} {:>4}  ¥{}",
+            crate::day::clock_label(&chrono::Local, hour.start_ms),
+            "█".repeat(bar),
+            hour.count,
+            hour.total
+        );
+    }
+    Ok(0)
+}
+
+fn close_json(close: &crate::ledger::Close) -> Result<serde_json::Value, CliError> {
+    Ok(with_times(
+        to_json(close)?,
+        &[
+            ("from", json!(iso_time(close.from_ms))),
+            ("to", json!(iso_time(close.to_ms))),
+        ],
+    ))
+}
+
+fn print_close(close: &crate::ledger::Close) {
+    let from = if close.from_ms == 0 {
+        "账本开始 the start of the ledger".to_string()
+    } else {
+        local(close.from_ms)
+    };
+    let operator = if close.operator.is_empty() {
+        "(未设置 not set)"
+    } else {
+        close.operator.as_str()
+    };
+    println!(
+        "交班 close no. {}: {from} – {}, 收银员 operator {operator}",
+        close.number,
+        local(close.to_ms)
+    );
+    print_figures(&close.figures, " (按付款时间 by payment time)");
+}
+
+/// `qrtill close [--json]`: records a close until now with the config's operator.
+///
+/// # Errors
+/// [`CliError::Other`] when the ledger refuses (e.g. the clock is behind the last close).
+pub fn close(paths: &Paths, as_json: bool) -> Result<i32, CliError> {
+    let mut books = open_books(paths)?;
+    let close = books
+        .ledger
+        .record_close(&books.operator, service::now_ms())?;
+    if as_json {
+        println!("{}", close_json(&close)?);
+    } else {
+        print_close(&close);
+    }
+    Ok(0)
+}
+
+/// `qrtill closes [--json]`: every close, newest first.
+///
+/// # Errors
+/// On a ledger error.
+pub fn closes(paths: &Paths, as_json: bool) -> Result<i32, CliError> {
+    let books = open_books(paths)?;
+    let closes = books.ledger.list_closes()?;
+    if as_json {
+        let list = closes
+            .iter()
+            .map(close_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        println!("{}", serde_json::Value::Array(list));
+    } else if closes.is_empty() {
+        println!("还没有交班记录 / no closes yet");
+    } else {
+        for c in &closes {
+            println!(
+                "no. {:>4}  {} – {}  {:<10} {:>6} 笔 paid  ¥{}",
+                c.number,
+                if c.from_ms == 0 {
+                    "(start)            ".to_string()
+                } else {
+                    local(c.from_ms)
+                },
+                local(c.to_ms),
+                c.operator,
+                c.figures.paid.count,
+                c.figures.paid.total
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// What `qrtill export` writes.
+#[derive(Clone, Debug)]
+pub enum ExportWhat {
+    /// Business days `from` to `to`, both included (YYYY-MM-DD as typed).
+    Days {
+        /// The first day.
+        from: String,
+        /// The last day.
+        to: String,
+    },
+    /// A close by number.
+    Close(i64),
+}
+
+/// `qrtill export (--from D --to D | --close N) --out FILE`.
+///
+/// # Errors
+/// [`CliError::Usage`] for malformed or reversed dates or an unknown close,
+/// [`CliError::Other`] when the file cannot be written.
+pub fn export(paths: &Paths, what: &ExportWhat, out: &std::path::Path) -> Result<i32, CliError> {
+    let books = open_books(paths)?;
+    let (orders, described) = match what {
+        ExportWhat::Days { from, to } => {
+            let first = business_day("--from", Some(from), books.day_start)?;
+            let last = business_day("--to", Some(to), books.day_start)?;
+            if last < first {
+                return Err(CliError::Usage(format!(
+                    "--to {last} is before --from {first}: give the first day first"
+                )));
+            }
+            let (start, end) =
+                crate::day::range_window(&chrono::Local, first, last, books.day_start);
+            (
+                books.ledger.orders_between(start, end)?,
+                format!("business days {first} to {last}"),
+            )
+        }
+        ExportWhat::Close(number) => {
+            if books.ledger.close(*number)?.is_none() {
+                return Err(CliError::Usage(format!(
+                    "--close {number}: no such close (see `qrtill closes`)"
+                )));
+            }
+            (
+                books.ledger.close_orders(*number)?,
+                format!("close no. {number}"),
+            )
+        }
+    };
+    let count =
+        crate::export::export_file(out, &orders).map_err(|err| CliError::Other(err.to_string()))?;
+    println!(
+        "已导出 {count} 笔订单 / exported {count} orders ({described}) to {}",
+        out.display()
+    );
     Ok(0)
 }
 

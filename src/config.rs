@@ -72,6 +72,9 @@ pub struct Config {
     pub late_grace: Duration,
     /// UI language.
     pub language: Language,
+    /// When the business day starts (local time): `day_start = "04:00"` makes a sale at
+    /// 01:30 count for the day before. Default midnight. See [`crate::day`].
+    pub day_start: chrono::NaiveTime,
     /// The callback listener.
     pub listener: ListenerConfig,
     /// The provider accounts, in file order.
@@ -127,6 +130,7 @@ impl Config {
             "order_timeout_secs",
             "late_grace_secs",
             "language",
+            "day_start",
             "listener",
             "provider",
         ];
@@ -174,6 +178,11 @@ impl Config {
                 ));
             }
         };
+        let day_start = match string("day_start")? {
+            None => crate::day::MIDNIGHT,
+            Some(text) => crate::day::parse_day_start(&text)
+                .map_err(|err| format!("key `day_start` {err} (e.g. \"04:00\")"))?,
+        };
         let listener = parse_listener(table.get("listener"))?;
         let providers = parse_providers(table.get("provider"))?;
         let default_provider = match string("default_provider")? {
@@ -199,6 +208,7 @@ impl Config {
             order_timeout: seconds("order_timeout_secs", 300, 86_400)?,
             late_grace: seconds("late_grace_secs", 600, 86_400)?,
             language,
+            day_start,
             listener,
             providers,
         })

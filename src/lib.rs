@@ -11,6 +11,8 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod day;
+pub mod export;
 pub mod ledger;
 pub mod model;
 pub mod providers;

@@ -54,6 +54,23 @@ fn run(args: Cli) -> Result<i32, CliError> {
         Some(Command::Charge(charge)) => runtime.block_on(cli::charge(&paths, charge)),
         Some(Command::Status { order_no, json }) => cli::status(&paths, &order_no, json),
         Some(Command::History { date, json }) => cli::history(&paths, date.as_deref(), json),
+        Some(Command::Report { date, json }) => cli::report(&paths, date.as_deref(), json),
+        Some(Command::Close { json }) => cli::close(&paths, json),
+        Some(Command::Closes { json }) => cli::closes(&paths, json),
+        Some(Command::Export {
+            from,
+            to,
+            close,
+            out,
+        }) => {
+            let what = match (from, to, close) {
+                (_, _, Some(number)) => cli::ExportWhat::Close(number),
+                (Some(from), Some(to), None) => cli::ExportWhat::Days { from, to },
+                // clap requires --from with --to, or --close.
+                _ => return Err(CliError::Usage("give --from and --to, or --close".into())),
+            };
+            cli::export(&paths, &what, &out)
+        }
         Some(Command::Sandbox {
             listen,
             auto_pay_after,

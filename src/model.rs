@@ -103,6 +103,29 @@ impl fmt::Display for Fen {
     }
 }
 
+/// In JSON (`report --json`, the close snapshots) an amount is the string `"12.34"`, as in
+/// every other JSON qrtill prints: exact, and read the same by a person and a program.
+impl serde::Serialize for Fen {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_yuan())
+    }
+}
+
+/// Reads `"12.34"` back strictly (through [`Fen::parse_wire`]); a leading `-` is allowed
+/// because [`Fen::to_yuan`] writes one for a negative amount.
+impl<'de> serde::Deserialize<'de> for Fen {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.as_str()),
+        };
+        let fen = Fen::parse_wire(digits)
+            .map_err(|err| serde::de::Error::custom(format!("amount `{text}`: {err}")))?;
+        Ok(if negative { Fen(-fen.0) } else { fen })
+    }
+}
+
 /// `D+` or `D+.D{1,2}` into fen; the shared core of both parsers.
 fn parse_decimal(text: &str) -> Result<i64, AmountError> {
     let (int, frac) = match text.split_once('.') {
@@ -356,6 +379,45 @@ impl PaymentStatus {
             (S::Expired | S::Cancelled | S::Failed, _) => false,
         };
         allowed.then_some(target)
+    }
+}
+
+impl PaymentStatus {
+    /// Every status, in the order of an order's life.
+    pub const ALL: [PaymentStatus; 7] = [
+        PaymentStatus::Creating,
+        PaymentStatus::Pending,
+        PaymentStatus::Confirming,
+        PaymentStatus::Paid,
+        PaymentStatus::Expired,
+        PaymentStatus::Cancelled,
+        PaymentStatus::Failed,
+    ];
+
+    /// The Chinese word staff see in the history and the export.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            PaymentStatus::Creating => "创建中",
+            PaymentStatus::Pending => "待支付",
+            PaymentStatus::Confirming => "待确认",
+            PaymentStatus::Paid => "已支付",
+            PaymentStatus::Expired => "已过期",
+            PaymentStatus::Cancelled => "已取消",
+            PaymentStatus::Failed => "失败",
+        }
+    }
+
+    /// The English word.
+    pub fn name_en(self) -> &'static str {
+        match self {
+            PaymentStatus::Creating => "creating",
+            PaymentStatus::Pending => "awaiting payment",
+            PaymentStatus::Confirming => "awaiting confirmation",
+            PaymentStatus::Paid => "paid",
+            PaymentStatus::Expired => "expired",
+            PaymentStatus::Cancelled => "cancelled",
+            PaymentStatus::Failed => "failed",
+        }
     }
 }
 

@@ -332,6 +332,7 @@ async fn the_poller_never_queries_one_order_twice_within_60_s() {
         // Nobody listens here: the payment can only be found by query.
         notify_base: "http://127.0.0.1:9".into(),
         public_url: None,
+        day_start: qrtill::day::MIDNIGHT,
     };
     let (service, mut events) = service::start(
         tokio::runtime::Handle::current(),

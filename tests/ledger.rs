@@ -67,10 +67,10 @@ fn duplicate_order_number_is_refused() {
 #[test]
 fn migrations_run_once_and_reopen_cleanly() {
     let (_dir, path, ledger) = file_ledger();
-    assert_eq!(ledger.schema_version().expect("version"), 1);
+    assert_eq!(ledger.schema_version().expect("version"), 2);
     drop(ledger);
     let again = Ledger::open(&path).expect("reopen");
-    assert_eq!(again.schema_version().expect("version"), 1);
+    assert_eq!(again.schema_version().expect("version"), 2);
     assert!(again.integrity_ok().expect("integrity"));
 }
 

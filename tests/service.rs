@@ -68,6 +68,7 @@ async fn rig(extra: Vec<Arc<dyn Provider>>, order_timeout: Duration, with_listen
         sandbox_control: Some(sandbox.control_url()),
         notify_base,
         public_url: None,
+        day_start: qrtill::day::MIDNIGHT,
     };
     let (service, events) = service::start(
         tokio::runtime::Handle::current(),
@@ -322,6 +323,7 @@ async fn rig_with(sandbox: &Sandbox, providers: Vec<Arc<dyn Provider>>) -> Rig {
         sandbox_control: None,
         notify_base: "http://127.0.0.1:9".into(),
         public_url: None,
+        day_start: qrtill::day::MIDNIGHT,
     };
     let (service, events) = service::start(
         tokio::runtime::Handle::current(),

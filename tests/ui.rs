@@ -55,6 +55,7 @@ fn rig() -> Rig {
             sandbox_control: Some(sandbox.control_url()),
             notify_base: "http://127.0.0.1:9".into(),
             public_url: None,
+            day_start: qrtill::day::MIDNIGHT,
         };
         let (service, events) = service::start(
             tokio::runtime::Handle::current(),

@@ -6,13 +6,24 @@
 //! - every status change is one transaction that updates `orders` and appends an
 //!   `order_events` row with the provider's raw answer; the change itself is decided by
 //!   [`PaymentStatus::apply`] on the row read inside that transaction;
-//! - the ledger never sees a secret: callers pass provider answers, never requests.
+//! - the ledger never sees a secret: callers pass provider answers, never requests;
+//! - closes (交班/日结, see [`report`]) are append-only, and no order is recorded as created
+//!   or paid inside a window that is already closed: `created_at` and `paid_at` are never
+//!   earlier than the end of the last close. A payment recorded while a close runs (its
+//!   answer timed a few ms before the close, its write queued behind it) therefore falls into
+//!   the next close instead of being missed by both.
 
+mod report;
 mod schema;
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension as _, Row, params};
+use rusqlite::{Connection, OptionalExtension as _, Row, TransactionBehavior, params};
+
+pub use self::report::{
+    Close, DaySummary, Figures, FlaggedOrder, GroupTotals, HistoryChoices, HistoryFilter,
+    HourBucket,
+};
 
 use crate::model::{Channel, Fen, OrderNo, PaymentStatus, ProviderState};
 
@@ -39,6 +50,21 @@ pub enum LedgerError {
     /// A stored value does not parse (the file was edited by hand or is damaged).
     #[error("ledger row is damaged: {0}")]
     Corrupt(String),
+    /// A close was asked for at a moment before the end of the last close: the computer's
+    /// clock went back. Closing then would leave a window counted twice.
+    #[error(
+        "cannot close at {}: close no. {number} already ends at {}; check the computer's clock",
+        crate::day::local_time(&chrono::Local, *now),
+        crate::day::local_time(&chrono::Local, *last_to)
+    )]
+    ClockBehindLastClose {
+        /// The last close.
+        number: i64,
+        /// Where it ends, Unix ms.
+        last_to: i64,
+        /// The time of the refused close, Unix ms.
+        now: i64,
+    },
 }
 
 /// One order as stored.
@@ -191,7 +217,7 @@ pub struct Applied {
 }
 
 /// Paid sales over a window.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     /// How many.
     pub count: i64,
@@ -275,7 +301,11 @@ impl Ledger {
     /// # Errors
     /// [`LedgerError::Duplicate`] when the order number is taken.
     pub fn insert_order(&mut self, order: &NewOrder) -> Result<OrderRow, LedgerError> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Never inside a closed window (see the module's invariants).
+        let created_at = order.created_at.max(last_close_end(&tx)?);
         let inserted = tx.execute(
             "INSERT INTO orders (order_no, provider_id, provider_kind, channel, amount_fen, status, \
              subject, operator, demo, created_at, expires_at, updated_at) \
@@ -289,7 +319,7 @@ impl Ledger {
                 order.subject,
                 order.operator,
                 order.demo,
-                order.created_at,
+                created_at,
                 order.expires_at,
             ],
         );
@@ -306,7 +336,7 @@ impl Ledger {
             "INSERT INTO order_events (order_id, at, kind, to_status, detail) VALUES (?1, ?2, 'created', 'creating', ?3)",
             params![
                 id,
-                order.created_at,
+                created_at,
                 format!(
                     "{} {} via {} ({})",
                     order.amount, order.channel, order.provider_id, order.provider_kind
@@ -326,7 +356,12 @@ impl Ledger {
     /// [`LedgerError::NotFound`] for an unknown order, or a database error (nothing is
     /// changed then).
     pub fn apply(&mut self, order_no: &OrderNo, update: &Update) -> Result<Applied, LedgerError> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: this transaction reads, then writes; taking the write lock first means
+        // another process's commit in between (a close from the CLI) cannot make the write
+        // fail, and the last close read below is the latest.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (id, current) = {
             let found: Option<(i64, String)> = tx
                 .query_row(
@@ -378,12 +413,14 @@ impl Ledger {
                     current,
                     PaymentStatus::Expired | PaymentStatus::Cancelled | PaymentStatus::Failed
                 );
+                // Never inside a closed window (see the module's invariants).
+                let paid_at = update.at.max(last_close_end(&tx)?);
                 tx.execute(
                     "UPDATE orders SET paid_at = ?2, late_paid = ?3, \
                        paid_fen = COALESCE(?4, payable_fen, amount_fen), \
                        amount_mismatch = (COALESCE(?4, payable_fen, amount_fen) <> COALESCE(payable_fen, amount_fen)) \
                      WHERE id = ?1",
-                    params![id, update.at, late, update.paid_amount.map(|fen| fen.0)],
+                    params![id, paid_at, late, update.paid_amount.map(|fen| fen.0)],
                 )?;
             }
         }
@@ -524,7 +561,7 @@ impl Ledger {
     /// On a database error.
     pub fn paid_totals(&self, from_ms: i64, to_ms: i64) -> Result<Totals, LedgerError> {
         let (count, total): (i64, i64) = self.conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(COALESCE(paid_fen, amount_fen)), 0) FROM orders \
+            "SELECT COUNT(*), COALESCE(SUM(COALESCE(paid_fen, payable_fen, amount_fen)), 0) FROM orders \
              WHERE status = 'paid' AND created_at >= ?1 AND created_at < ?2",
             params![from_ms, to_ms],
             |row| Ok((row.get(0)?, row.get(1)?)),
@@ -557,6 +594,18 @@ impl Ledger {
             .collect::<Result<Vec<_>, _>>()?;
         raw.into_iter().map(RawOrder::into_order).collect()
     }
+}
+
+/// Where the last close ends (Unix ms), or 0 before the first close.
+fn last_close_end(conn: &Connection) -> Result<i64, LedgerError> {
+    Ok(conn
+        .query_row(
+            "SELECT to_ms FROM closes ORDER BY id DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
 }
 
 /// A row as SQLite hands it over, before its text columns are parsed.

@@ -52,6 +52,9 @@ pub struct ServiceConfig {
     /// The listener's URL as payers' phones reach it (`[listener] public_url`), for bridge
     /// pages; without it a form-post provider's QR is its signed link.
     pub public_url: Option<String>,
+    /// When the business day starts (config `day_start`): "today's paid" covers the business
+    /// day, the same window as the day summary.
+    pub day_start: chrono::NaiveTime,
 }
 
 /// A sale to start.
@@ -173,6 +176,7 @@ pub fn start(
             .notice(format!("cannot read open orders: {err}")),
     }
     handle.publish_totals();
+    handle.watch_day_boundary();
     handle.watch_accounts();
     Ok((handle, receiver))
 }
@@ -256,6 +260,33 @@ impl ServiceHandle {
             .spawn(async move { inner.publish_totals().await });
     }
 
+    /// When the business day starts (config `day_start`), for screens that pick a day.
+    pub fn day_start(&self) -> chrono::NaiveTime {
+        self.inner.config.day_start
+    }
+
+    /// Republishes today's totals when the business day turns over, so the status bar
+    /// resets at `day_start` even when no sale happens then. It wakes at least once a minute
+    /// and compares windows rather than trusting one long sleep, which a suspended laptop or
+    /// a changed clock would throw off.
+    fn watch_day_boundary(&self) {
+        let inner = self.inner.clone();
+        self.inner.runtime.spawn(async move {
+            let mut today = today_window(inner.config.day_start);
+            loop {
+                let wait = today.1.saturating_sub(now_ms()).clamp(0, 60_000);
+                let wait = u64::try_from(wait).unwrap_or(60_000);
+                // A few ms past the boundary, so that the new window is the one computed.
+                tokio::time::sleep(Duration::from_millis(wait + 5)).await;
+                let now = today_window(inner.config.day_start);
+                if now != today {
+                    today = now;
+                    inner.publish_totals().await;
+                }
+            }
+        });
+    }
+
     /// Asks each provider that has an account check (balance, quota) now and then, never
     /// more often than it allows.
     fn watch_accounts(&self) {
@@ -290,15 +321,10 @@ impl ServiceHandle {
     }
 }
 
-/// `[start, end)` of today in local time, as Unix ms.
-pub fn today_window() -> (i64, i64) {
-    let now = chrono::Local::now();
-    let start = now
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
-        .map_or(now.timestamp_millis(), |t| t.timestamp_millis());
-    (start, start + 86_400_000)
+/// `[start, end)` of the current business day in local time, as Unix ms (see [`crate::day`]).
+pub fn today_window(day_start: chrono::NaiveTime) -> (i64, i64) {
+    let today = crate::day::business_date(&chrono::Local, now_ms(), day_start);
+    crate::day::window(&chrono::Local, today, day_start)
 }
 
 /// Now as Unix ms.
@@ -452,7 +478,7 @@ impl Inner {
     }
 
     async fn publish_totals(&self) {
-        let (from, to) = today_window();
+        let (from, to) = today_window(self.config.day_start);
         match self.with_ledger(move |l| l.paid_totals(from, to)).await {
             Ok(totals) => self.emit(Event::Totals(totals)),
             Err(err) => self.notice(format!("cannot read today's totals: {err}")),
