@@ -7,6 +7,7 @@
 //! - an unknown code becomes [`ProviderState::Unknown`], which leaves an order as it is;
 //! - adding a protocol is one folder below this one plus one line in [`KINDS`].
 
+pub mod epay;
 pub mod gatepay;
 pub mod igepay;
 pub mod ispay;
@@ -508,6 +509,7 @@ pub const KINDS: &[ProviderKind] = &[
     gatepay::KIND,
     yinqiantong::KIND,
     jings::KIND,
+    epay::KIND,
 ];
 
 /// Looks up a protocol by its config name.
