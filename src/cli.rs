@@ -364,6 +364,7 @@ pub async fn charge(paths: &Paths, args: ChargeArgs) -> Result<i32, CliError> {
         subject: args.subject.clone(),
         operator: till.config.operator.clone(),
     });
+    let provider_browser_needed = provider.payer_browser_needed();
     let mut out = Output { json: args.json };
     let mut qr_shown = false;
     let mut last_status = None;
@@ -387,7 +388,7 @@ pub async fn charge(paths: &Paths, args: ChargeArgs) -> Result<i32, CliError> {
                 }
                 if !qr_shown && let Some(qr) = &update.qr {
                     qr_shown = true;
-                    out.qr(order, qr);
+                    out.qr(order, qr, update.browser_needed || provider_browser_needed);
                 }
                 if order.status.is_final() {
                     out.done(order);
@@ -444,7 +445,8 @@ impl Output {
         self.line(value, &text);
     }
 
-    fn qr(&mut self, order: &OrderRow, qr: &QrPayload) {
+    /// The QR event; `browser_needed` when it opens a web page in the payer's browser.
+    fn qr(&mut self, order: &OrderRow, qr: &QrPayload, browser_needed: bool) {
         let image = match qr {
             QrPayload::Image(bytes) => {
                 use base64::Engine as _;
@@ -462,13 +464,19 @@ impl Output {
             "channel": order.channel.as_str(),
             "provider": order.provider_id,
             "expires_at": order.expires_at.map(iso_time),
+            "browser_needed": browser_needed,
         });
         let picture = qr
             .text()
             .map(|text| crate::qr::to_terminal(text).unwrap_or_else(|err| err.to_string()))
             .unwrap_or_else(|| "(the provider sent the QR only as a picture)".into());
+        let browser = if browser_needed {
+            "\n顾客扫码后在手机浏览器中完成支付 / the customer's phone opens the provider's page to pay"
+        } else {
+            ""
+        };
         let text = format!(
-            "{picture}\n请用{}扫码支付 ¥{} / scan with {} to pay ¥{}\n{}",
+            "{picture}\n请用{}扫码支付 ¥{} / scan with {} to pay ¥{}{browser}\n{}",
             order.channel.name_zh(),
             order.payable_or_amount(),
             order.channel.name_en(),

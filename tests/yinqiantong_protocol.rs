@@ -559,6 +559,7 @@ fn parse_create_links_are_qr_text() {
                 payable: None,
                 payer_page: None,
                 timeout_secs: Some(300),
+                payer_browser: false,
             },
             "{link}"
         );

@@ -119,6 +119,8 @@ pub struct TillState {
     pub order: Option<OrderRow>,
     /// Its QR, once known.
     pub qr: Option<QrPayload>,
+    /// Whether the provider said that this order's QR opens a page in the payer's browser.
+    pub qr_browser_needed: bool,
     /// Today's paid sales.
     pub totals: Totals,
     /// Messages for staff that belong to no screen (latest last).
@@ -206,6 +208,7 @@ impl TillState {
             screen: Screen::Till,
             order: None,
             qr: None,
+            qr_browser_needed: false,
             totals: Totals::default(),
             notices: Vec::new(),
         }
@@ -323,6 +326,7 @@ impl TillState {
         self.screen = Screen::Creating(order_no);
         self.order = None;
         self.qr = None;
+        self.qr_browser_needed = false;
     }
 
     /// Esc: clears the amount, leaves the channel step, cancels the order on screen, or
@@ -360,6 +364,7 @@ impl TillState {
         }
         self.order = None;
         self.qr = None;
+        self.qr_browser_needed = false;
     }
 
     /// The order number on screen, if any.
@@ -411,6 +416,7 @@ impl TillState {
         }
         if update.qr.is_some() {
             self.qr = update.qr;
+            self.qr_browser_needed = update.browser_needed;
         }
         let status = update.order.status;
         let order_no = update.order.order_no.clone();

@@ -7,6 +7,7 @@
 //! - an unknown code becomes [`ProviderState::Unknown`], which leaves an order as it is;
 //! - adding a protocol is one folder below this one plus one line in [`KINDS`].
 
+pub mod epay;
 pub mod gatepay;
 pub mod igepay;
 pub mod ispay;
@@ -43,6 +44,11 @@ pub struct HttpRequest {
 }
 
 impl HttpRequest {
+    /// The URL as it may be logged: see [`loggable_url`].
+    pub fn loggable_url(&self) -> String {
+        loggable_url(&self.url)
+    }
+
     /// A GET of `url`.
     pub fn get(url: String) -> Self {
         HttpRequest {
@@ -69,6 +75,55 @@ impl HttpRequest {
             body: Some(body.finish().into_bytes()),
         }
     }
+}
+
+/// Query parameters whose values are credentials or signatures: masked in every URL that is
+/// logged (some protocols, e.g. epay's `api.php?…&key=…`, carry the merchant key in the URL).
+pub const MASKED_QUERY_PARAMS: &[&str] = &[
+    "key",
+    "sign",
+    "token",
+    "secret",
+    "app_secret",
+    "appsecret",
+    "appkey",
+    "password",
+];
+
+/// `url` with the values of [`MASKED_QUERY_PARAMS`] (any case) replaced by `***`, for logs.
+/// A URL that cannot be parsed loses its whole query and fragment, so nothing in them can
+/// leak.
+pub fn loggable_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        let end = url.find(['?', '#']).unwrap_or(url.len());
+        let head = url.get(..end).unwrap_or_default();
+        return if end < url.len() {
+            format!("{head}?***")
+        } else {
+            head.to_string()
+        };
+    };
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(name, value)| {
+                let masked = MASKED_QUERY_PARAMS
+                    .iter()
+                    .any(|secret| name.eq_ignore_ascii_case(secret));
+                let value = if masked {
+                    "***".to_string()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    if parsed.fragment().is_some() {
+        parsed.set_fragment(Some("***"));
+    }
+    parsed.to_string()
 }
 
 /// How an order is created.
@@ -203,6 +258,10 @@ pub struct CreateOutcome {
     pub payer_page: Option<String>,
     /// The order's lifetime in seconds, when the answer states it.
     pub timeout_secs: Option<u64>,
+    /// Whether this order's QR leads the payer to a web page that needs the payer's phone
+    /// browser (a provider's jump page) rather than straight into the wallet; for protocols
+    /// whose answer decides it per order (the QR screen then says so).
+    pub payer_browser: bool,
 }
 
 /// The provider's answer to a query.
@@ -450,6 +509,7 @@ pub const KINDS: &[ProviderKind] = &[
     gatepay::KIND,
     yinqiantong::KIND,
     jings::KIND,
+    epay::KIND,
 ];
 
 /// Looks up a protocol by its config name.

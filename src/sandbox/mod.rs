@@ -10,6 +10,7 @@
 //! defines; a notify is only ever sent to a loopback address, so the sandbox never talks to
 //! the outside world.
 
+pub mod epay;
 pub mod gatepay;
 pub mod igepay;
 pub mod ispay;
@@ -408,6 +409,7 @@ fn notify_for(order: &SimOrder, forged: bool) -> Option<NotifyRequest> {
         yinqiantong::KIND => Some(yinqiantong::notify(order, forged)),
         jings::KIND => jings::notify(order, forged),
         gatepay::KIND => Some(gatepay::notify(order, forged)),
+        epay::KIND => epay::notify(order, forged),
         _ => None,
     }
 }
@@ -447,6 +449,7 @@ impl Sandbox {
             .nest(&format!("/{}", yinqiantong::KIND), yinqiantong::routes())
             .nest(&format!("/{}", jings::KIND), jings::routes())
             .nest(&format!("/{}", gatepay::KIND), gatepay::routes())
+            .nest(&format!("/{}", epay::KIND), epay::routes())
             .route("/_sandbox/orders", get(list_orders))
             .route("/_sandbox/calls", get(list_calls))
             .route("/_sandbox/notifies", get(list_notifies))
@@ -485,6 +488,7 @@ impl Sandbox {
             Arc::new(yinqiantong::demo_account(&self.url_for(yinqiantong::KIND))),
             Arc::new(jings::demo_account(&self.url_for(jings::KIND))),
             Arc::new(gatepay::demo_account(&self.url_for(gatepay::KIND))),
+            Arc::new(epay::demo_account(&self.url_for(epay::KIND))),
         ]
     }
 
@@ -496,6 +500,7 @@ impl Sandbox {
             yinqiantong::demo_config(&self.url_for(yinqiantong::KIND)),
             jings::demo_config(&self.url_for(jings::KIND)),
             gatepay::demo_config(&self.url_for(gatepay::KIND)),
+            epay::demo_config(&self.url_for(epay::KIND)),
         ];
         format!(
             "# qrtill config for the sandbox at {base}\n\

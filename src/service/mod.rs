@@ -92,6 +92,9 @@ pub struct OrderUpdate {
     pub order: OrderRow,
     /// The QR, when it became known with this update.
     pub qr: Option<QrPayload>,
+    /// Whether that QR leads to a web page the payer's phone browser must open (a provider's
+    /// jump page or the bridge page), as the provider said for this order.
+    pub browser_needed: bool,
     /// Whether the status changed with this update.
     pub status_changed: bool,
 }
@@ -419,6 +422,18 @@ impl Inner {
         update: Update,
         qr: Option<QrPayload>,
     ) -> Option<Applied> {
+        self.apply_shown(order_no, update, qr, false).await
+    }
+
+    /// [`Inner::apply`] for an update that brings a QR which, when `browser_needed`, leads to
+    /// a web page the payer's phone browser opens (the QR screen says so).
+    async fn apply_shown(
+        &self,
+        order_no: &OrderNo,
+        update: Update,
+        qr: Option<QrPayload>,
+        browser_needed: bool,
+    ) -> Option<Applied> {
         let key = order_no.clone();
         match self.with_ledger(move |l| l.apply(&key, &update)).await {
             Ok(applied) => {
@@ -436,6 +451,7 @@ impl Inner {
                 }
                 self.emit(Event::Order(Box::new(OrderUpdate {
                     order: applied.order.clone(),
+                    browser_needed: browser_needed && qr.is_some(),
                     qr,
                     status_changed: changed,
                 })));
@@ -470,6 +486,7 @@ impl Inner {
             Ok(Some(order)) => self.emit(Event::Order(Box::new(OrderUpdate {
                 order,
                 qr: None,
+                browser_needed: false,
                 status_changed: false,
             }))),
             Ok(None) => {}

@@ -77,6 +77,7 @@ pub async fn charge(inner: Arc<Inner>, order_no: OrderNo, request: ChargeRequest
     inner.emit(Event::Order(Box::new(super::OrderUpdate {
         order: row.clone(),
         qr: None,
+        browser_needed: false,
         status_changed: true,
     })));
     let create = CreateOrder {
@@ -213,7 +214,8 @@ impl Watch {
                 return false;
             }
         };
-        tracing::debug!(order_no = %self.order_no, url = %request.url, "create");
+        // Some protocols carry credentials in the URL: only the masked form is ever logged.
+        tracing::debug!(order_no = %self.order_no, url = %request.loggable_url(), "create");
         let response = match self.inner.transport.send(&request).await {
             Ok(response) => response,
             Err(err) => {
@@ -226,6 +228,7 @@ impl Watch {
             Ok(outcome) => {
                 // A pay page for the payer's browser is served at the bridge, and the QR
                 // leads there.
+                let browser_needed = outcome.payer_browser || outcome.payer_page.is_some();
                 let qr = match outcome.payer_page {
                     Some(page) => {
                         self.inner.payer_pages().insert(self.order_no.clone(), page);
@@ -246,7 +249,9 @@ impl Watch {
                 update.provider_order_id = outcome.provider_order_id;
                 update.payable = outcome.payable;
                 update.expires_at = outcome.timeout_secs.map(|secs| self.expiry_after(secs));
-                self.inner.apply(&self.order_no, update, qr).await;
+                self.inner
+                    .apply_shown(&self.order_no, update, qr, browser_needed)
+                    .await;
                 true
             }
             Err(ProviderError::Rejected { code, message }) => {
@@ -291,7 +296,10 @@ impl Watch {
             ),
             now_ms(),
         );
-        self.inner.apply(&self.order_no, update, Some(qr)).await;
+        // Either way the payer's phone browser opens the provider's page.
+        self.inner
+            .apply_shown(&self.order_no, update, Some(qr), true)
+            .await;
     }
 
     fn expiry_after(&self, secs: u64) -> i64 {
@@ -454,6 +462,7 @@ impl Watch {
                 return;
             }
         };
+        tracing::debug!(order_no = %self.order_no, url = %request.loggable_url(), "query");
         let sent = self.inner.transport.send(&request).await;
         // Timed from the answer, not the request: the provider saw the request before it
         // answered, so a limit like "one query per minute" holds on its clock too, whatever

@@ -180,7 +180,7 @@ fn details(ui: &mut egui::Ui, state: &TillState, order_no: &OrderNo, actions: &m
         _ => state.t("等待顾客付款…", "Waiting for the customer…"),
     };
     ui.label(RichText::new(status).size(24.0));
-    if state.provider_browser_needed {
+    if state.provider_browser_needed || state.qr_browser_needed {
         ui.label(
             RichText::new(state.t(
                 "顾客扫码后在手机浏览器中完成支付",

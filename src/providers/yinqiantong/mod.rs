@@ -233,6 +233,8 @@ impl Provider for Yinqiantong {
             payable: None,
             payer_page,
             timeout_secs: lifetime_secs(data),
+            // `payer_browser_needed` says it for the whole account (it follows `platform`).
+            payer_browser: false,
         })
     }
 
