@@ -441,7 +441,10 @@ fn parse_create_bad_answers() {
             r#"{"code":1,"msg":"成功","data":{"payId":"A","orderId":"2024"#.into(),
         ),
         ("empty", String::new()),
-        ("no code", format!(r#"{{"msg":"成功","data":{{{good_data}}}}}"#)),
+        (
+            "no code",
+            format!(r#"{{"msg":"成功","data":{{{good_data}}}}}"#),
+        ),
         ("no data", r#"{"code":1,"msg":"成功","data":null}"#.into()),
         (
             "no orderId",
@@ -514,7 +517,10 @@ fn parse_query_amount_formats() {
 #[test]
 fn parse_query_not_found_and_refusals() {
     assert_eq!(
-        provider().parse_query(&response(200, r#"{"code":-1,"msg":"云端订单编号不存在","data":null}"#)),
+        provider().parse_query(&response(
+            200,
+            r#"{"code":-1,"msg":"云端订单编号不存在","data":null}"#
+        )),
         Ok(QueryOutcome::NotFound {
             message: "云端订单编号不存在".into()
         })
@@ -536,7 +542,10 @@ fn parse_query_bad_answers() {
         ("HTML", "<html>error</html>"),
         ("truncated", r#"{"code":1,"data":{"state":"#),
         ("no state", r#"{"code":1,"data":{"orderId":"1"}}"#),
-        ("state not a number", r#"{"code":1,"data":{"state":"paid"}}"#),
+        (
+            "state not a number",
+            r#"{"code":1,"data":{"state":"paid"}}"#,
+        ),
         ("no data", r#"{"code":1}"#),
     ] {
         let result = provider().parse_query(&response(200, body));
@@ -583,7 +592,9 @@ fn parse_monitor_state() {
         r#"{"code":1,"msg":"成功","data":{"state":"0","lastheart":"1714535000123","lastpay":"0"}}"#,
         r#"{"code":1,"msg":"成功","data":{"jkstate":0}}"#,
     ] {
-        let offline = provider().parse_account_check(&response(200, body)).unwrap();
+        let offline = provider()
+            .parse_account_check(&response(200, body))
+            .unwrap();
         let refusal = offline.refuse_charges.clone().expect("offline refuses");
         assert!(refusal.contains("offline"), "{refusal}");
         assert_eq!(offline.message, Some(refusal), "the status bar shows it");
@@ -695,7 +706,11 @@ fn notify_verified_over_the_raw_amount_strings() {
             ("reallyPrice", "10.01"),
             ("sign", sign),
         ]);
-        assert_eq!(provider().verify_callback(&request), Ok(paid(1001)), "{price}");
+        assert_eq!(
+            provider().verify_callback(&request),
+            Ok(paid(1001)),
+            "{price}"
+        );
         // The same sign over the other spelling does not match.
         let other = if price == "10" { "10.00" } else { "10" };
         let request = notify(&[
@@ -720,10 +735,8 @@ fn notify_as_form_post_and_without_param() {
     let request = CallbackRequest {
         method: "POST".into(),
         query: vec![],
-        body: format!(
-            "payId={ORDER}&type=2&price=12.3&reallyPrice=12.35&sign={NOTIFY_SIGN_PHP}"
-        )
-        .into_bytes(),
+        body: format!("payId={ORDER}&type=2&price=12.3&reallyPrice=12.35&sign={NOTIFY_SIGN_PHP}")
+            .into_bytes(),
         content_type: Some("application/x-www-form-urlencoded".into()),
         headers: vec![],
     };
@@ -895,9 +908,7 @@ fn config_good_table() {
     // The URL is used without its trailing slash.
     let (request, _) = account.build_account_check(&ctx()).unwrap();
     assert!(
-        request
-            .url
-            .starts_with("https://vmq.example.com/getState?"),
+        request.url.starts_with("https://vmq.example.com/getState?"),
         "{}",
         request.url
     );
@@ -906,10 +917,7 @@ fn config_good_table() {
 #[test]
 fn config_errors_name_the_key() {
     let cases = [
-        (
-            "id = \"shop\"\nkind = \"vmq\"\nkey = \"k\"\n",
-            "`base_url`",
-        ),
+        ("id = \"shop\"\nkind = \"vmq\"\nkey = \"k\"\n", "`base_url`"),
         (
             "id = \"shop\"\nkind = \"vmq\"\nbase_url = \"https://vmq.example.com\"\n",
             "`key`",
@@ -938,5 +946,8 @@ fn config_errors_name_the_key() {
         "id = \"shop\"\nkind = \"vmq\"\nbase_url = \"https://vmq.example.com\"\nkey = \"k\"\nsecret = \"x\"\n",
     )
     .unwrap_err();
-    assert!(unknown.contains("allowed: id, kind, base_url, key"), "{unknown}");
+    assert!(
+        unknown.contains("allowed: id, kind, base_url, key"),
+        "{unknown}"
+    );
 }

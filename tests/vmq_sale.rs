@@ -142,7 +142,10 @@ impl Rig {
         assert_eq!(qr["provider"], "demo-vmq", "{qr}");
         assert_eq!(qr["channel"], channel, "{qr}");
         assert_eq!(qr["amount"], amount, "{qr}");
-        assert_eq!(qr["payable"], payable, "the QR must ask for reallyPrice: {qr}");
+        assert_eq!(
+            qr["payable"], payable,
+            "the QR must ask for reallyPrice: {qr}"
+        );
         // The QR is payUrl, rendered locally (not a picture).
         assert!(qr["qr_image_base64"].is_null(), "{qr}");
         let text = qr["qr"].as_str().unwrap();
@@ -287,7 +290,10 @@ fn second_order_for_the_same_amount_is_nudged() {
     // that the payments can be told apart.
     let mut second = rig.sale("12.34", "alipay", "12.35");
     assert_eq!(rig.sim_order(&second.order_no)["payable"], "12.35");
-    assert_ne!(first.qr["qr"], second.qr["qr"], "each order has its own payUrl");
+    assert_ne!(
+        first.qr["qr"], second.qr["qr"],
+        "each order has its own payUrl"
+    );
     // Another wallet has its own slots.
     let mut third = rig.sale("12.34", "wechat", "12.34");
 
@@ -444,7 +450,12 @@ fn sandbox_answers_like_the_php_server() {
         (create_form("SIM-1", "2", "0", None), "订单金额必须大于0"),
         (create_form("SIM-1", "2", "1.00", Some("")), "请传入签名"),
         (
-            create_form("SIM-1", "2", "1.00", Some("0123456789abcdef0123456789abcdef")),
+            create_form(
+                "SIM-1",
+                "2",
+                "1.00",
+                Some("0123456789abcdef0123456789abcdef"),
+            ),
             "签名错误",
         ),
         // Signed over "1.00" but sent as "1.0": the price must be signed exactly as sent.

@@ -102,8 +102,7 @@ impl Rig {
         let no = order_no.clone();
         self.next("a pending order", move |event| match event {
             Event::Order(update)
-                if update.order.order_no == no
-                    && update.order.status == PaymentStatus::Pending =>
+                if update.order.order_no == no && update.order.status == PaymentStatus::Pending =>
             {
                 Some(update.order)
             }
@@ -223,13 +222,19 @@ async fn offline_monitor_refuses_charges() {
     let order_no = rig.service.charge(sale(1234));
     let message = rig
         .next("ChargeFailed", |event| match event {
-            Event::ChargeFailed { order_no: no, message } if no == order_no => Some(message),
+            Event::ChargeFailed {
+                order_no: no,
+                message,
+            } if no == order_no => Some(message),
             Event::Order(update) => panic!("an order was written: {:?}", update.order),
             _ => None,
         })
         .await;
     assert_eq!(message, refusal);
-    assert!(rig.sandbox.orders().is_empty(), "nothing reached the server");
+    assert!(
+        rig.sandbox.orders().is_empty(),
+        "nothing reached the server"
+    );
     let row = rig
         .service
         .with_ledger({
@@ -248,7 +253,10 @@ async fn a_charge_right_after_start_waits_for_the_first_check() {
     let order_no = rig.service.charge(sale(500));
     let message = rig
         .next("ChargeFailed", |event| match event {
-            Event::ChargeFailed { order_no: no, message } if no == order_no => Some(message),
+            Event::ChargeFailed {
+                order_no: no,
+                message,
+            } if no == order_no => Some(message),
             Event::Order(update) => panic!("an order was written: {:?}", update.order),
             _ => None,
         })

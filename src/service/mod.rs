@@ -376,12 +376,8 @@ impl Inner {
     /// phone that sees payments is offline), or `None`. Right after start, when the first
     /// check has not answered yet, it waits for it a little.
     async fn charge_refusal(&self, provider: &dyn Provider) -> Option<String> {
-        if provider
-            .build_account_check(&self.call_context(provider.id()))
-            .is_none()
-        {
-            return None;
-        }
+        // Only accounts with a check can refuse.
+        provider.build_account_check(&self.call_context(provider.id()))?;
         let first_answer = async {
             loop {
                 // Registered before the look-up, so that an answer in between is not missed.
@@ -568,9 +564,9 @@ impl Inner {
             Ok(response) => {
                 let detail = match provider.parse_close(&response) {
                     Ok(()) => "支付平台已关闭订单 / the provider closed the order".to_string(),
-                    Err(err) => format!(
-                        "支付平台未关闭订单 / the provider did not close the order: {err}"
-                    ),
+                    Err(err) => {
+                        format!("支付平台未关闭订单 / the provider did not close the order: {err}")
+                    }
                 };
                 (detail, Some(response.body_text()))
             }

@@ -105,7 +105,10 @@ fn from_table(id: &str, raw: &toml::Table) -> Result<Arc<dyn Provider>, String> 
 
 /// Reads a callback's field: `None` when absent, an error when sent twice with different
 /// values (which of them would the signature cover?).
-fn single<'a>(params: &'a [(String, String)], name: &str) -> Result<Option<&'a str>, ProviderError> {
+fn single<'a>(
+    params: &'a [(String, String)],
+    name: &str,
+) -> Result<Option<&'a str>, ProviderError> {
     let mut values = params
         .iter()
         .filter(|(key, _)| key == name)
@@ -209,7 +212,9 @@ impl Provider for Vmq {
         let order_id = order.provider_order_id.as_deref().ok_or(ProviderError::NotSupported(
             "a look-up by our order number (V免签 knows an order only by its own orderId, which was in the lost create answer; its notify still reaches the till)",
         ))?;
-        Ok(HttpRequest::get(self.url("getOrder", &[("orderId", order_id)])))
+        Ok(HttpRequest::get(
+            self.url("getOrder", &[("orderId", order_id)]),
+        ))
     }
 
     fn parse_query(&self, response: &HttpResponse) -> Result<QueryOutcome, ProviderError> {
@@ -252,7 +257,10 @@ impl Provider for Vmq {
             reason: err.to_string(),
         })?;
         let amount = Fen::parse_wire(really_price).map_err(|err| ProviderError::Decode {
-            reason: format!("notify `reallyPrice` `{}`: {err}", wire::excerpt(really_price)),
+            reason: format!(
+                "notify `reallyPrice` `{}`: {err}",
+                wire::excerpt(really_price)
+            ),
         })?;
         Ok(CallbackReport {
             order_no,
@@ -291,9 +299,10 @@ impl Provider for Vmq {
     fn build_close(&self, order: &OrderRef, _ctx: &CallContext) -> Option<HttpRequest> {
         let order_id = order.provider_order_id.as_deref()?;
         let sign = SignInput::Close { order_id }.sign(&self.key);
-        Some(HttpRequest::get(
-            self.url("closeOrder", &[("orderId", order_id), ("sign", &sign)]),
-        ))
+        Some(HttpRequest::get(self.url(
+            "closeOrder",
+            &[("orderId", order_id), ("sign", &sign)],
+        )))
     }
 
     fn parse_close(&self, response: &HttpResponse) -> Result<(), ProviderError> {

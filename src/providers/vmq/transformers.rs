@@ -145,10 +145,7 @@ const REFUSALS: &[(&str, &str)] = &[
 
 /// The provider's refusal message with what it means, for staff.
 pub fn plain_words(message: &str) -> String {
-    match REFUSALS
-        .iter()
-        .find(|(needle, _)| message.contains(needle))
-    {
+    match REFUSALS.iter().find(|(needle, _)| message.contains(needle)) {
         Some((_, words)) => format!("{words} ({message})"),
         None => message.to_string(),
     }
