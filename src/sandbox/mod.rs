@@ -4,7 +4,8 @@
 //! Layout: each protocol is one module mounted under `/{kind}` (e.g. `/ispay/gateway`) that
 //! maps the shared [`SimState`] to its own codes and builds its own notify; the control API
 //! under `/_sandbox` lets the demo button and tests pay, underpay, confirm, expire, cancel,
-//! close, set a raw code, or (re)send a genuine or forged notify.
+//! close, set a raw code, or (re)send a genuine or forged notify, and switch V免签's monitor
+//! phone on or off (`/_sandbox/vmq/monitor/{state}`).
 //!
 //! Invariants: every field and signature is checked exactly as the protocol's document
 //! defines; a notify is only ever sent to a loopback address, so the sandbox never talks to
