@@ -998,6 +998,10 @@ pub async fn sandbox(
         sandbox.control_url()
     );
     println!(
+        "V免签 monitor phone:  curl -X POST {}/vmq/monitor/offline (or online, unbound)",
+        sandbox.control_url()
+    );
+    println!(
         "\n# A config for it (save as a file and pass --config FILE):\n{}",
         sandbox.demo_config()
     );

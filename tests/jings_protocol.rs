@@ -511,7 +511,8 @@ fn parse_balance_seed_example() {
         provider().parse_account_check(&response(200, body)),
         Ok(AccountStatus {
             balance: Some(Fen(594)),
-            message: None
+            message: None,
+            refuse_charges: None,
         })
     );
 }

@@ -13,6 +13,7 @@ pub mod igepay;
 pub mod ispay;
 pub mod jings;
 pub mod sign;
+pub mod vmq;
 pub mod wire;
 pub mod yinqiantong;
 
@@ -387,13 +388,19 @@ pub enum ProviderError {
     NotSupported(&'static str),
 }
 
-/// What a provider says about the merchant account (balance, quota).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a provider says about the merchant account (balance, quota, the state of its
+/// payment monitor).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AccountStatus {
     /// The balance, when the provider reports one.
     pub balance: Option<Fen>,
-    /// The provider's words, when it reports a problem.
+    /// The provider's words, when it reports a problem (or a state worth showing).
     pub message: Option<String>,
+    /// Why no sale may start now, in words for staff, when the account cannot take payments
+    /// (e.g. the phone that watches the wallet is offline, so a payment would never be
+    /// seen). The service remembers the latest answer per account and refuses a charge
+    /// while it is set.
+    pub refuse_charges: Option<String>,
 }
 
 /// How often a provider may be asked about one order.
@@ -482,6 +489,22 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         Err(ProviderError::NotSupported("an account check"))
     }
 
+    /// The request that closes an order at the provider when staff cancel it, so that it
+    /// can no longer be paid (and, where payments are matched by amount, its amount is free
+    /// again); `None` when the protocol has no close or the order cannot be named yet.
+    fn build_close(&self, _order: &OrderRef, _ctx: &CallContext) -> Option<HttpRequest> {
+        None
+    }
+
+    /// Reads the close answer: `Ok` when the provider closed the order.
+    ///
+    /// # Errors
+    /// A [`ProviderError`] for an HTTP error, an unreadable body or a refusal (e.g. the
+    /// order was paid meanwhile).
+    fn parse_close(&self, _response: &HttpResponse) -> Result<(), ProviderError> {
+        Err(ProviderError::NotSupported("closing an order"))
+    }
+
     /// Whether a QR for this provider leads the payer to a page that needs the payer's
     /// browser (said on the QR screen).
     fn payer_browser_needed(&self) -> bool {
@@ -510,6 +533,7 @@ pub const KINDS: &[ProviderKind] = &[
     yinqiantong::KIND,
     jings::KIND,
     epay::KIND,
+    vmq::KIND,
 ];
 
 /// Looks up a protocol by its config name.

@@ -4,7 +4,8 @@
 //! Layout: each protocol is one module mounted under `/{kind}` (e.g. `/ispay/gateway`) that
 //! maps the shared [`SimState`] to its own codes and builds its own notify; the control API
 //! under `/_sandbox` lets the demo button and tests pay, underpay, confirm, expire, cancel,
-//! close, set a raw code, or (re)send a genuine or forged notify.
+//! close, set a raw code, or (re)send a genuine or forged notify, and switch V免签's monitor
+//! phone on or off (`/_sandbox/vmq/monitor/{state}`).
 //!
 //! Invariants: every field and signature is checked exactly as the protocol's document
 //! defines; a notify is only ever sent to a loopback address, so the sandbox never talks to
@@ -15,6 +16,7 @@ pub mod gatepay;
 pub mod igepay;
 pub mod ispay;
 pub mod jings;
+pub mod vmq;
 pub mod yinqiantong;
 
 use std::collections::HashMap;
@@ -132,6 +134,9 @@ pub struct SimOrder {
     pub amount_fen: Fen,
     /// What the payer paid, when it differs from the amount (an underpayment or a nudge).
     pub paid_fen: Option<Fen>,
+    /// What the provider asks the payer to pay, when it adjusts the amount (V免签's
+    /// `reallyPrice`); a payment without another amount pays this.
+    pub payable: Option<Fen>,
     /// The wallet.
     pub channel: Channel,
     /// Where to send the notify.
@@ -166,6 +171,7 @@ impl SimOrder {
             amount: amount.to_string(),
             amount_fen: Fen::parse_wire(amount).unwrap_or_default(),
             paid_fen: None,
+            payable: None,
             channel,
             notify_url: String::new(),
             state: SimState::Created,
@@ -177,9 +183,10 @@ impl SimOrder {
         }
     }
 
-    /// What was paid: the payer's amount when set, else the order's.
+    /// What was paid: the payer's amount when set, else what the provider asked for, else
+    /// the order's amount.
     pub fn paid(&self) -> Fen {
-        self.paid_fen.unwrap_or(self.amount_fen)
+        self.paid_fen.or(self.payable).unwrap_or(self.amount_fen)
     }
 
     /// A field as received, or "".
@@ -196,6 +203,9 @@ struct SandboxState {
     calls: HashMap<String, Vec<CallRecord>>,
     /// Every notify sent, with how the till answered.
     notifies: Vec<NotifyRecord>,
+    /// Simulated server settings by key (e.g. V免签's monitor state), see
+    /// [`Shared::setting`].
+    settings: HashMap<String, String>,
 }
 
 /// One call to a rate-limited endpoint, as the sandbox saw it.
@@ -284,6 +294,50 @@ impl Shared {
             .filter(|o| o.kind == kind)
             .cloned()
             .collect()
+    }
+
+    /// A simulated server setting (e.g. `vmq.jkstate`), if set.
+    pub fn setting(&self, key: &str) -> Option<String> {
+        self.lock().settings.get(key).cloned()
+    }
+
+    /// Sets a simulated server setting.
+    pub fn set_setting(&self, key: &str, value: &str) {
+        self.lock()
+            .settings
+            .insert(key.to_string(), value.to_string());
+    }
+
+    /// Stores a new order after `prepare` has adjusted it in view of the protocol's other
+    /// orders, all under one lock, so that two creates cannot both take, e.g., the same
+    /// amount slot. `Ok(None)` for a duplicate order number of the same protocol (checked
+    /// first); `Err` when `prepare` refuses, and then nothing is stored.
+    ///
+    /// # Errors
+    /// `prepare`'s refusal.
+    pub fn insert_with<E>(
+        &self,
+        mut order: SimOrder,
+        prepare: impl FnOnce(&mut SimOrder, &[SimOrder]) -> Result<(), E>,
+    ) -> Result<Option<SimOrder>, E> {
+        self.tick_and_notify();
+        let mut state = self.lock();
+        if state
+            .orders
+            .iter()
+            .any(|o| o.kind == order.kind && o.order_no == order.order_no)
+        {
+            return Ok(None);
+        }
+        let others: Vec<SimOrder> = state
+            .orders
+            .iter()
+            .filter(|o| o.kind == order.kind)
+            .cloned()
+            .collect();
+        prepare(&mut order, &others)?;
+        state.orders.push(order.clone());
+        Ok(Some(order))
     }
 
     /// Stores a new order; refuses a duplicate order number of the same protocol.
@@ -410,6 +464,7 @@ fn notify_for(order: &SimOrder, forged: bool) -> Option<NotifyRequest> {
         jings::KIND => jings::notify(order, forged),
         gatepay::KIND => Some(gatepay::notify(order, forged)),
         epay::KIND => epay::notify(order, forged),
+        vmq::KIND => Some(vmq::notify(order, forged)),
         _ => None,
     }
 }
@@ -450,6 +505,8 @@ impl Sandbox {
             .nest(&format!("/{}", jings::KIND), jings::routes())
             .nest(&format!("/{}", gatepay::KIND), gatepay::routes())
             .nest(&format!("/{}", epay::KIND), epay::routes())
+            .nest(&format!("/{}", vmq::KIND), vmq::routes())
+            .route("/_sandbox/vmq/monitor/{state}", post(vmq::monitor_control))
             .route("/_sandbox/orders", get(list_orders))
             .route("/_sandbox/calls", get(list_calls))
             .route("/_sandbox/notifies", get(list_notifies))
@@ -489,6 +546,7 @@ impl Sandbox {
             Arc::new(jings::demo_account(&self.url_for(jings::KIND))),
             Arc::new(gatepay::demo_account(&self.url_for(gatepay::KIND))),
             Arc::new(epay::demo_account(&self.url_for(epay::KIND))),
+            Arc::new(vmq::demo_account(&self.url_for(vmq::KIND))),
         ]
     }
 
@@ -501,6 +559,7 @@ impl Sandbox {
             jings::demo_config(&self.url_for(jings::KIND)),
             gatepay::demo_config(&self.url_for(gatepay::KIND)),
             epay::demo_config(&self.url_for(epay::KIND)),
+            vmq::demo_config(&self.url_for(vmq::KIND)),
         ];
         format!(
             "# qrtill config for the sandbox at {base}\n\
@@ -603,7 +662,8 @@ async fn list_orders(State(state): State<Shared>) -> impl IntoResponse {
         .map(|o| {
             serde_json::json!({
                 "kind": o.kind, "id": o.id, "order_no": o.order_no, "amount": o.amount,
-                "paid": o.paid().to_yuan(), "channel": o.channel.as_str(),
+                "paid": o.paid().to_yuan(), "payable": o.payable.map(Fen::to_yuan),
+                "channel": o.channel.as_str(),
                 "state": format!("{:?}", o.state), "qr": o.qr_text, "notify_url": o.notify_url,
                 "queries": o.queries.len(),
             })

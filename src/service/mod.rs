@@ -146,7 +146,17 @@ struct Inner {
     /// Provider pay pages waiting for the payer's browser, by order (in memory: a form-post
     /// provider's page is rebuilt from the ledger when missing).
     payer_pages: Mutex<HashMap<OrderNo, String>>,
+    /// The latest account check of each provider that has one: `Some(why)` while it says no
+    /// sale may start ([`AccountStatus::refuse_charges`]), `None` when it allows them or could
+    /// not be read. Absent until the first answer.
+    charge_refusals: Mutex<HashMap<String, Option<String>>>,
+    /// Woken whenever an account check answered.
+    account_checked: tokio::sync::Notify,
 }
+
+/// How long a charge waits for its provider's first account check (only right after start);
+/// past it the charge goes ahead and the provider itself refuses if it must.
+const FIRST_ACCOUNT_CHECK_WAIT: Duration = Duration::from_secs(5);
 
 /// Starts the service on `runtime`; resumes every order that had not ended.
 ///
@@ -170,6 +180,8 @@ pub fn start(
         repaint,
         watches: Mutex::new(HashMap::new()),
         payer_pages: Mutex::new(HashMap::new()),
+        charge_refusals: Mutex::new(HashMap::new()),
+        account_checked: tokio::sync::Notify::new(),
     });
     let handle = ServiceHandle { inner };
     match open {
@@ -313,6 +325,13 @@ impl ServiceHandle {
                             .map_err(|err| err.to_string()),
                         Err(err) => Err(err.to_string()),
                     };
+                    inner.remember_account(
+                        provider.id(),
+                        status
+                            .as_ref()
+                            .ok()
+                            .and_then(|account| account.refuse_charges.clone()),
+                    );
                     inner.emit(Event::Account {
                         provider_id: provider.id().to_string(),
                         status,
@@ -367,6 +386,48 @@ impl Inner {
             now_unix: now_ms() / 1000,
             notify_url: self.notify_url(provider_id),
         }
+    }
+
+    fn charge_refusals(&self) -> MutexGuard<'_, HashMap<String, Option<String>>> {
+        self.charge_refusals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps an account check's verdict on charging and wakes charges waiting for it.
+    fn remember_account(&self, provider_id: &str, refusal: Option<String>) {
+        self.charge_refusals()
+            .insert(provider_id.to_string(), refusal);
+        self.account_checked.notify_waiters();
+    }
+
+    /// Why a sale with `provider` may not start now, from its latest account check (e.g. the
+    /// phone that sees payments is offline), or `None`. Right after start, when the first
+    /// check has not answered yet, it waits for it a little.
+    async fn charge_refusal(&self, provider: &dyn Provider) -> Option<String> {
+        // Only accounts with a check can refuse.
+        provider.build_account_check(&self.call_context(provider.id()))?;
+        let first_answer = async {
+            loop {
+                // Registered before the look-up, so that an answer in between is not missed.
+                let checked = self.account_checked.notified();
+                tokio::pin!(checked);
+                checked.as_mut().enable();
+                if let Some(refusal) = self.charge_refusals().get(provider.id()) {
+                    return refusal.clone();
+                }
+                checked.await;
+            }
+        };
+        tokio::time::timeout(FIRST_ACCOUNT_CHECK_WAIT, first_answer)
+            .await
+            .unwrap_or_else(|_| {
+                tracing::info!(
+                    provider = provider.id(),
+                    "no account check answer yet: charging without it"
+                );
+                None
+            })
     }
 
     fn payer_pages(&self) -> MutexGuard<'_, HashMap<OrderNo, String>> {
@@ -519,8 +580,45 @@ impl Inner {
             "收银员取消 / cancelled by staff (still watched for a late payment)",
             now_ms(),
         );
-        self.apply(&order_no, update, None).await;
+        let applied = self.apply(&order_no, update, None).await;
         self.wake(&order_no, order::WatchCommand::Refresh);
+        if let Some(applied) = applied
+            && applied.changed_from.is_some()
+        {
+            self.close_at_provider(&applied.order).await;
+        }
+    }
+
+    /// Tells the provider that a cancelled order is closed, where its protocol can (so that
+    /// it can no longer be paid), and keeps the answer in the order's event log.
+    async fn close_at_provider(&self, order: &OrderRow) {
+        let Some(provider) = self.provider(&order.provider_id) else {
+            return;
+        };
+        let order_ref = crate::providers::OrderRef {
+            order_no: order.order_no.clone(),
+            provider_order_id: order.provider_order_id.clone(),
+        };
+        let Some(request) = provider.build_close(&order_ref, &self.call_context(provider.id()))
+        else {
+            return;
+        };
+        let (detail, raw) = match self.transport.send(&request).await {
+            Ok(response) => {
+                let detail = match provider.parse_close(&response) {
+                    Ok(()) => "支付平台已关闭订单 / the provider closed the order".to_string(),
+                    Err(err) => {
+                        format!("支付平台未关闭订单 / the provider did not close the order: {err}")
+                    }
+                };
+                (detail, Some(response.body_text()))
+            }
+            Err(err) => (
+                format!("关闭订单请求失败 / the close request failed: {err}"),
+                None,
+            ),
+        };
+        self.note(&order.order_no, "close", detail, raw).await;
     }
 
     async fn simulate_payment(self: Arc<Self>, order_no: OrderNo) {

@@ -52,6 +52,11 @@ pub async fn charge(inner: Arc<Inner>, order_no: OrderNo, request: ChargeRequest
         ));
         return;
     }
+    if let Some(refusal) = inner.charge_refusal(provider.as_ref()).await {
+        // The provider's own words, e.g. V免签's "the monitor phone is offline".
+        fail(refusal);
+        return;
+    }
     let created_at = now_ms();
     let new = NewOrder {
         order_no: order_no.clone(),
@@ -451,14 +456,8 @@ impl Watch {
         let request = match self.provider.build_query(&order_ref, &ctx) {
             Ok(request) => request,
             Err(err) => {
-                self.inner
-                    .note(
-                        &self.order_no,
-                        "query",
-                        format!("cannot query: {err}"),
-                        None,
-                    )
-                    .await;
+                // Counted as a failure: backs off and is told once, not at every poll.
+                self.failed(format!("cannot query: {err}"), None).await;
                 return;
             }
         };

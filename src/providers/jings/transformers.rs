@@ -316,5 +316,6 @@ pub fn balance_answer(status: u16, body: &[u8]) -> Result<AccountStatus, Provide
     Ok(AccountStatus {
         balance: Some(balance),
         message: None,
+        refuse_charges: None,
     })
 }
