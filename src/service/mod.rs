@@ -314,6 +314,8 @@ impl ServiceHandle {
                 continue;
             }
             self.inner.runtime.spawn(async move {
+                // Only a change is posted: an unchanged answer would wake the UI for nothing.
+                let mut last: Option<Result<AccountStatus, String>> = None;
                 loop {
                     let ctx = inner.call_context(provider.id());
                     let Some((request, every)) = provider.build_account_check(&ctx) else {
@@ -332,10 +334,13 @@ impl ServiceHandle {
                             .ok()
                             .and_then(|account| account.refuse_charges.clone()),
                     );
-                    inner.emit(Event::Account {
-                        provider_id: provider.id().to_string(),
-                        status,
-                    });
+                    if last.as_ref() != Some(&status) {
+                        last = Some(status.clone());
+                        inner.emit(Event::Account {
+                            provider_id: provider.id().to_string(),
+                            status,
+                        });
+                    }
                     tokio::time::sleep(every).await;
                 }
             });
