@@ -106,6 +106,14 @@ impl TillApp {
                             self.state.open_view(View::Closes);
                             None
                         }
+                        // While staff type in a field (the history's date) or a menu is
+                        // open (a filter), the keys are the field's or the menu's.
+                        _ if self.state.view != View::Till
+                            && (ctx.egui_wants_keyboard_input()
+                                || egui::Popup::is_any_open(ctx)) =>
+                        {
+                            None
+                        }
                         _ => match self.state.view {
                             View::Till => self.named_key(key),
                             View::History => self.history_key(key),

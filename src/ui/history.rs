@@ -25,6 +25,16 @@ pub(super) fn small_key_button(text: &str, key: &str) -> egui::Button<'static> {
 }
 
 pub(super) fn show(ui: &mut egui::Ui, state: &mut TillState, actions: &mut Vec<Action>) {
+    // The screen's keys (arrows, Enter) belong to the table: a button or menu clicked with the
+    // mouse must not keep the focus, or egui would move it with the arrows and press it with
+    // Enter. Only a text field keeps it, while staff type in it.
+    if !ui.ctx().egui_wants_keyboard_input() {
+        ui.memory_mut(|m| {
+            if let Some(id) = m.focused() {
+                m.surrender_focus(id);
+            }
+        });
+    }
     day_bar(ui, state);
     filter_bar(ui, state);
     if let Some(message) = &state.history.export_message {
@@ -152,6 +162,11 @@ fn filter_bar(ui: &mut egui::Ui, state: &mut TillState) {
             filter = HistoryFilter::default();
         }
     });
+    if filter != state.history.filter {
+        // A choice made by keyboard or screen reader closes its menu too, as a click does;
+        // an open menu would keep the screen's keys.
+        egui::Popup::close_all(ui.ctx());
+    }
     state.history.set_filter(filter);
 }
 
