@@ -105,6 +105,7 @@ fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, C
     state.language = till.config.language;
     state.demo = till.demo;
     state.notices.extend(till.warnings.iter().cloned());
+    state.history.export_dir = paths.data_dir.join("exports");
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,
         viewport: egui::ViewportBuilder::default()

@@ -6,12 +6,14 @@
 //! screen needs (the countdown, the paid screen's return).
 
 pub mod fonts;
+pub mod history;
 pub mod state;
 
 use std::time::{Duration, Instant};
 
 use egui::{Event as InputEvent, Key};
 
+use self::history::View;
 use self::state::{Action, PadKey, Screen, TillState};
 use crate::model::OrderNo;
 use crate::service::{ChargeRequest, Command, EventReceiver, ServiceHandle};
@@ -36,6 +38,8 @@ impl TillApp {
     ) -> Self {
         fonts::install(ctx);
         fonts::style(ctx);
+        let mut state = state;
+        state.day_start = service.day_start();
         TillApp {
             state,
             service,
@@ -89,7 +93,36 @@ impl TillApp {
                         let full = ctx.input(|i| i.viewport().fullscreen.unwrap_or(false));
                         ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(!full));
                     }
-                    actions.extend(self.named_key(key));
+                    actions.extend(match key {
+                        Key::F1 => {
+                            self.state.open_view(View::Till);
+                            None
+                        }
+                        Key::F2 => {
+                            self.state.open_view(View::History);
+                            None
+                        }
+                        Key::F3 => {
+                            self.state.open_view(View::Closes);
+                            None
+                        }
+                        // While staff type in a field (the history's date) or a menu is
+                        // open (a filter), the keys are the field's or the menu's.
+                        _ if self.state.view != View::Till
+                            && (ctx.egui_wants_keyboard_input()
+                                || egui::Popup::is_any_open(ctx)) =>
+                        {
+                            None
+                        }
+                        _ => match self.state.view {
+                            View::Till => self.named_key(key),
+                            View::History => self.history_key(key),
+                            View::Closes => {
+                                self.closes_key(key);
+                                None
+                            }
+                        },
+                    });
                 }
                 _ => {}
             }
@@ -98,6 +131,9 @@ impl TillApp {
     }
 
     fn char_key(&mut self, ch: char) -> Option<Action> {
+        if self.state.view != View::Till {
+            return None;
+        }
         match (&self.state.screen, ch) {
             (Screen::Till, '0'..='9') => {
                 let digit = ch.to_digit(10).and_then(|d| u8::try_from(d).ok())?;
@@ -139,6 +175,69 @@ impl TillApp {
         }
     }
 
+    /// History keys: Left/Right or PageUp/PageDown a day back/on, Home today, Up/Down the
+    /// row, Enter the detail, F5 query again, F4 export the day, Esc close the detail or leave.
+    fn history_key(&mut self, key: Key) -> Option<Action> {
+        let history = &mut self.state.history;
+        match key {
+            Key::ArrowLeft | Key::PageUp => self.state.move_day(-1),
+            Key::ArrowRight | Key::PageDown => self.state.move_day(1),
+            Key::Home => {
+                let today = self.state.today();
+                self.state.history.show_day(today);
+            }
+            Key::ArrowUp => history.move_selection(-1),
+            Key::ArrowDown => history.move_selection(1),
+            Key::Enter => history.open_detail(),
+            Key::F5 => return history.queryable().map(Action::QueryNow),
+            Key::F4 => {
+                if let Some(date) = history.date {
+                    history.export_days(date, date);
+                }
+            }
+            Key::Escape => {
+                if !history.close_detail() {
+                    self.state.open_view(View::Till);
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Closes keys: Up/Down pick a close, F8 close the day (asks first), Enter confirms,
+    /// F4 exports the shown close, Esc cancels the confirmation or leaves.
+    fn closes_key(&mut self, key: Key) {
+        let operator = self.state.operator.clone();
+        let history = &mut self.state.history;
+        match key {
+            Key::ArrowUp => history.move_close(-1),
+            Key::ArrowDown => history.move_close(1),
+            Key::F8 => history.outbox.push(Command::PreviewClose { operator }),
+            Key::Enter if history.preview.is_some() => {
+                history.outbox.push(Command::CloseDay { operator });
+            }
+            Key::F4 => {
+                if let Some(number) = history.shown_close().map(|c| c.number) {
+                    history.export_close(number);
+                }
+            }
+            Key::Escape => {
+                if history.preview.take().is_none() {
+                    self.state.open_view(View::Till);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends what the screens asked of the service this frame.
+    fn flush(&mut self) {
+        for command in self.state.history.outbox.drain(..) {
+            self.service.send(command);
+        }
+    }
+
     fn qr_order(&self) -> Option<OrderNo> {
         match &self.state.screen {
             Screen::Qr(order_no) => Some(order_no.clone()),
@@ -151,6 +250,10 @@ impl TillApp {
         let now = Instant::now();
         while let Ok(event) = self.events.try_recv() {
             self.state.apply(event, now);
+        }
+        // Orders changed on the shown day: one reload per frame however many changed.
+        if self.state.history.dirty && self.state.view == View::History {
+            self.state.history.refresh();
         }
         let mut wake = self.state.tick(now);
         if let Screen::Qr(_) = self.state.screen {
@@ -172,6 +275,7 @@ impl eframe::App for TillApp {
         for action in self.keys(ctx) {
             self.run(action);
         }
+        self.flush();
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
@@ -179,6 +283,7 @@ impl eframe::App for TillApp {
         for action in actions {
             self.run(action);
         }
+        self.flush();
         // An action may have changed the screen: draw it now rather than on the next input.
         if ui.ctx().input(|i| !i.events.is_empty()) {
             ui.ctx().request_repaint();

@@ -7,10 +7,11 @@
 
 use std::time::{Duration, Instant};
 
+use super::history::{HistoryState, View};
 use crate::config::Language;
 use crate::ledger::{OrderRow, Totals};
 use crate::model::{Channel, Fen, OrderNo, PaymentStatus, QrPayload};
-use crate::service::{Event, OrderUpdate};
+use crate::service::{Command, Event, OrderUpdate};
 
 /// How long the paid screen stays before the till comes back by itself.
 pub const PAID_SCREEN: Duration = Duration::from_secs(5);
@@ -125,6 +126,12 @@ pub struct TillState {
     pub totals: Totals,
     /// Messages for staff that belong to no screen (latest last).
     pub notices: Vec<String>,
+    /// Which screen is up: till, history or closes.
+    pub view: View,
+    /// The history and closes screens.
+    pub history: HistoryState,
+    /// When the business day starts (config `day_start`).
+    pub day_start: chrono::NaiveTime,
 }
 
 impl TillState {
@@ -211,6 +218,9 @@ impl TillState {
             qr_browser_needed: false,
             totals: Totals::default(),
             notices: Vec::new(),
+            view: View::Till,
+            history: HistoryState::default(),
+            day_start: crate::day::MIDNIGHT,
         }
     }
 
@@ -375,10 +385,68 @@ impl TillState {
         }
     }
 
+    /// The current business day.
+    pub fn today(&self) -> chrono::NaiveDate {
+        crate::day::business_date(&chrono::Local, crate::service::now_ms(), self.day_start)
+    }
+
+    /// Switches to another screen (F1/F2/F3). Leaving the till is refused while a sale is on
+    /// screen, so an order being paid is never hidden.
+    pub fn open_view(&mut self, view: View) {
+        if view != View::Till && !matches!(self.screen, Screen::Till | Screen::PickChannel) {
+            return;
+        }
+        match view {
+            View::Till => {}
+            View::History => {
+                let date = self.history.date.unwrap_or_else(|| self.today());
+                self.history.show_day(date);
+            }
+            View::Closes => self.history.outbox.push(Command::ListCloses),
+        }
+        self.view = view;
+    }
+
+    /// The history's day moved by `days` (negative: back), never past today.
+    pub fn move_day(&mut self, days: i64) {
+        let today = self.today();
+        let shown = self.history.date.unwrap_or(today);
+        let next = shown
+            .checked_add_signed(chrono::TimeDelta::days(days))
+            .unwrap_or(shown)
+            .min(today);
+        self.history.show_day(next);
+    }
+
     /// Takes one service event.
     pub fn apply(&mut self, event: Event, now: Instant) {
         match event {
-            Event::Order(update) => self.apply_order(*update, now),
+            Event::Order(update) => {
+                self.history.order_changed(&update.order);
+                self.apply_order(*update, now);
+            }
+            Event::History(page) => self.history.apply_page(*page),
+            Event::Summary(date, summary, choices) => {
+                self.history.apply_summary(date, *summary, choices);
+            }
+            Event::OrderDetail(order, events) => self.history.apply_detail(*order, events),
+            Event::Closes(closes) => self.history.closes = closes,
+            Event::ClosePreview(close) => self.history.preview = Some(*close),
+            Event::DayClosed(close) => {
+                self.history.preview = None;
+                self.history.selected_close = Some(close.number);
+            }
+            Event::Exported(result) => {
+                self.history.export_message = Some(match result {
+                    Ok((path, count)) => Ok(format!(
+                        "{} {count} {} {}",
+                        self.t("已导出", "Exported"),
+                        self.t("笔订单到", "orders to"),
+                        path.display()
+                    )),
+                    Err(err) => Err(format!("{} {err}", self.t("导出失败:", "Export failed:"))),
+                });
+            }
             Event::ChargeFailed { order_no, message } => {
                 if self.current_order_no() == Some(&order_no) {
                     self.screen = Screen::Till;

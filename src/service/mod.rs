@@ -17,13 +17,17 @@ pub mod poll;
 pub mod transport;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
-use crate::ledger::{Applied, Ledger, LedgerError, OrderRow, Totals, Update};
+use crate::ledger::{
+    Applied, Close, DaySummary, EventRow, HistoryChoices, HistoryFilter, Ledger, LedgerError,
+    OrderRow, Totals, Update,
+};
 use crate::model::{Channel, Fen, OrderNo, ProviderState, QrPayload};
 use crate::providers::{AccountStatus, CallContext, CreateStep};
 use crate::providers::{CallbackAck, CallbackRequest, Provider};
@@ -83,6 +87,68 @@ pub enum Command {
     QueryNow(OrderNo),
     /// Demo mode: tell the sandbox the customer paid.
     SimulatePayment(OrderNo),
+    /// One page of a business day's orders ([`Event::History`]).
+    LoadHistory(HistoryQuery),
+    /// A business day's summary and filter choices ([`Event::Summary`]).
+    LoadSummary(chrono::NaiveDate),
+    /// One order and its event log ([`Event::OrderDetail`]).
+    LoadOrder(OrderNo),
+    /// Every close, newest first ([`Event::Closes`]).
+    ListCloses,
+    /// What closing now would record ([`Event::ClosePreview`]).
+    PreviewClose {
+        /// Who closes.
+        operator: String,
+    },
+    /// Close the till now (交班/日结) ([`Event::DayClosed`], then [`Event::Closes`]).
+    CloseDay {
+        /// Who closes.
+        operator: String,
+    },
+    /// Write a CSV export to the path ([`Event::Exported`]).
+    Export(ExportRequest, PathBuf),
+}
+
+/// Which rows of a business day's history to load.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// The business day.
+    pub date: chrono::NaiveDate,
+    /// Which orders.
+    pub filter: HistoryFilter,
+    /// The first row, newest first.
+    pub offset: usize,
+    /// How many rows at most.
+    pub limit: usize,
+}
+
+/// Rows of a business day's history, with the day's row count under the filter.
+#[derive(Clone, Debug)]
+pub struct HistoryPage {
+    /// The business day.
+    pub date: chrono::NaiveDate,
+    /// The filter the rows pass.
+    pub filter: HistoryFilter,
+    /// How many rows the day has under the filter.
+    pub total: usize,
+    /// Where `rows` start.
+    pub offset: usize,
+    /// The rows, newest first.
+    pub rows: Vec<OrderRow>,
+}
+
+/// What to export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExportRequest {
+    /// The orders of business days `from..=to`.
+    Days {
+        /// The first business day.
+        from: chrono::NaiveDate,
+        /// The last business day (included).
+        to: chrono::NaiveDate,
+    },
+    /// The orders of close number N.
+    Close(i64),
 }
 
 /// An order's latest state, as the UI shows it.
@@ -124,6 +190,20 @@ pub enum Event {
         /// The answer.
         status: Result<AccountStatus, String>,
     },
+    /// A page of a day's history.
+    History(Box<HistoryPage>),
+    /// A business day's summary, and the providers and operators of its orders.
+    Summary(chrono::NaiveDate, Box<DaySummary>, HistoryChoices),
+    /// One order and its event log, oldest first.
+    OrderDetail(Box<OrderRow>, Vec<EventRow>),
+    /// Every close, newest first.
+    Closes(Vec<Close>),
+    /// What closing now would record (nothing is recorded).
+    ClosePreview(Box<Close>),
+    /// A close was recorded.
+    DayClosed(Box<Close>),
+    /// An export was written (the file and its order count), or why not.
+    Exported(Result<(PathBuf, usize), String>),
 }
 
 /// Receives the service's events.
@@ -210,6 +290,13 @@ impl ServiceHandle {
                 Command::Cancel(order_no) => inner.cancel(order_no).await,
                 Command::QueryNow(order_no) => inner.wake(&order_no, order::WatchCommand::QueryNow),
                 Command::SimulatePayment(order_no) => inner.simulate_payment(order_no).await,
+                Command::LoadHistory(query) => inner.load_history(query).await,
+                Command::LoadSummary(date) => inner.load_summary(date).await,
+                Command::LoadOrder(order_no) => inner.load_order(order_no).await,
+                Command::ListCloses => inner.list_closes().await,
+                Command::PreviewClose { operator } => inner.close_day(operator, false).await,
+                Command::CloseDay { operator } => inner.close_day(operator, true).await,
+                Command::Export(request, path) => inner.export(request, path).await,
             }
         });
     }
@@ -566,6 +653,120 @@ impl Inner {
             Ok(totals) => self.emit(Event::Totals(totals)),
             Err(err) => self.notice(format!("cannot read today's totals: {err}")),
         }
+    }
+
+    /// The window of business day `date` in local time.
+    fn day_window(&self, date: chrono::NaiveDate) -> (i64, i64) {
+        crate::day::window(&chrono::Local, date, self.config.day_start)
+    }
+
+    async fn load_history(&self, query: HistoryQuery) {
+        let (from, to) = self.day_window(query.date);
+        let filter = query.filter.clone();
+        let result = self
+            .with_ledger(move |l| {
+                let total = l.history_count(from, to, &filter)?;
+                let rows = l.history_page(from, to, &filter, query.offset, query.limit)?;
+                Ok((total, rows))
+            })
+            .await;
+        match result {
+            Ok((total, rows)) => self.emit(Event::History(Box::new(HistoryPage {
+                date: query.date,
+                filter: query.filter,
+                total,
+                offset: query.offset,
+                rows,
+            }))),
+            Err(err) => self.notice(format!("cannot read the history: {err}")),
+        }
+    }
+
+    async fn load_summary(&self, date: chrono::NaiveDate) {
+        let (from, to) = self.day_window(date);
+        let result = self
+            .with_ledger(move |l| Ok((l.day_summary(from, to)?, l.history_choices(from, to)?)))
+            .await;
+        match result {
+            Ok((summary, choices)) => {
+                self.emit(Event::Summary(date, Box::new(summary), choices));
+            }
+            Err(err) => self.notice(format!("cannot read the day summary: {err}")),
+        }
+    }
+
+    async fn load_order(&self, order_no: OrderNo) {
+        let key = order_no.clone();
+        let result = self
+            .with_ledger(move |l| Ok((l.get(&key)?, l.events(&key)?)))
+            .await;
+        match result {
+            Ok((Some(order), events)) => self.emit(Event::OrderDetail(Box::new(order), events)),
+            Ok((None, _)) => self.notice(format!("order {order_no} is not in the ledger")),
+            Err(err) => self.notice(format!("cannot read order {order_no}: {err}")),
+        }
+    }
+
+    async fn list_closes(&self) {
+        match self.with_ledger(|l| l.list_closes()).await {
+            Ok(closes) => self.emit(Event::Closes(closes)),
+            Err(err) => self.notice(format!("cannot read the closes: {err}")),
+        }
+    }
+
+    /// Previews or records a close at now.
+    async fn close_day(&self, operator: String, record: bool) {
+        let now = now_ms();
+        let result = self
+            .with_ledger(move |l| {
+                if record {
+                    l.record_close(&operator, now)
+                } else {
+                    l.preview_close(&operator, now)
+                }
+            })
+            .await;
+        match result {
+            Ok(close) if record => {
+                tracing::info!(number = close.number, "day closed");
+                self.emit(Event::DayClosed(Box::new(close)));
+                self.list_closes().await;
+            }
+            Ok(close) => self.emit(Event::ClosePreview(Box::new(close))),
+            Err(err) => self.notice(format!("cannot close the day: {err}")),
+        }
+    }
+
+    async fn export(&self, request: ExportRequest, path: PathBuf) {
+        let day_start = self.config.day_start;
+        let orders = self
+            .with_ledger(move |l| match request {
+                ExportRequest::Days { from, to } => {
+                    let (from, to) =
+                        crate::day::range_window(&chrono::Local, from, to, day_start);
+                    l.orders_between(from, to)
+                }
+                ExportRequest::Close(number) => l.close_orders(number),
+            })
+            .await;
+        let result = match orders {
+            Ok(orders) => {
+                let target = path.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Some(dir) = target.parent() {
+                        std::fs::create_dir_all(dir).map_err(|err| {
+                            format!("cannot make the folder {}: {err}", dir.display())
+                        })?;
+                    }
+                    crate::export::export_file(&target, &orders).map_err(|err| err.to_string())
+                })
+                .await
+                .unwrap_or_else(|err| Err(format!("export task failed: {err}")))
+                .map(|count| (path, count))
+            }
+            Err(err) => Err(err.to_string()),
+        };
+        self.emit(Event::Exported(result));
     }
 
     fn wake(&self, order_no: &OrderNo, command: order::WatchCommand) {

@@ -1,12 +1,15 @@
 //! Drawing: the top bar (with the demo banner), the status bar, and one screen at a time.
 //! Screens read the view model and return [`Action`]s; they never call the service.
 
+mod closes;
 mod done;
+mod history;
 mod qr;
 mod till;
 
 use egui::{Color32, RichText};
 
+use crate::app::history::View;
 use crate::app::state::{Action, Screen, TillState};
 use crate::config::Language;
 
@@ -20,10 +23,14 @@ pub fn draw(ui: &mut egui::Ui, state: &mut TillState, textures: &mut QrTextures)
     let mut actions = Vec::new();
     top_bar(ui, state);
     status_bar(ui, state);
-    egui::CentralPanel::default_margins().show(ui, |ui| match state.screen.clone() {
-        Screen::Till | Screen::PickChannel => till::show(ui, state, &mut actions),
-        Screen::Creating(_) | Screen::Qr(_) => qr::show(ui, state, textures, &mut actions),
-        Screen::Done(..) => done::show(ui, state, &mut actions),
+    egui::CentralPanel::default_margins().show(ui, |ui| match (state.view, state.screen.clone()) {
+        (View::History, _) => history::show(ui, state, &mut actions),
+        (View::Closes, _) => closes::show(ui, state),
+        (View::Till, Screen::Till | Screen::PickChannel) => till::show(ui, state, &mut actions),
+        (View::Till, Screen::Creating(_) | Screen::Qr(_)) => {
+            qr::show(ui, state, textures, &mut actions);
+        }
+        (View::Till, Screen::Done(..)) => done::show(ui, state, &mut actions),
     });
     actions
 }
@@ -32,6 +39,7 @@ fn top_bar(ui: &mut egui::Ui, state: &mut TillState) {
     egui::Panel::top("top").show(ui, |ui| {
         ui.horizontal(|ui| {
             ui.heading(state.t("qrtill 收银台", "qrtill till"));
+            view_switch(ui, state);
             if state.demo {
                 ui.add_space(16.0);
                 egui::Frame::new()
@@ -63,6 +71,29 @@ fn top_bar(ui: &mut egui::Ui, state: &mut TillState) {
             });
         });
     });
+}
+
+/// The screen buttons; leaving the till is refused while a sale is on screen.
+fn view_switch(ui: &mut egui::Ui, state: &mut TillState) {
+    let free = matches!(state.screen, Screen::Till | Screen::PickChannel);
+    let views = [
+        (View::Till, state.t("收银", "Till"), "F1"),
+        (View::History, state.t("历史", "History"), "F2"),
+        (View::Closes, state.t("交班", "Closes"), "F3"),
+    ];
+    let mut chosen = None;
+    for (view, name, key) in views {
+        let button = egui::Button::selectable(state.view == view, format!("{name} [{key}]"));
+        if ui
+            .add_enabled(free || view == View::Till, button)
+            .clicked()
+        {
+            chosen = Some(view);
+        }
+    }
+    if let Some(view) = chosen {
+        state.open_view(view);
+    }
 }
 
 /// The provider for the next sale: a menu, and F6 cycles. Only on the till screens.
