@@ -66,7 +66,11 @@ fn seed(ledger: &mut Ledger, provider_id: &str) {
                 order_no: order_no.clone(),
                 provider_id: provider_id.to_string(),
                 provider_kind: "ispay".into(),
-                channel: if paid { Channel::Wechat } else { Channel::Alipay },
+                channel: if paid {
+                    Channel::Wechat
+                } else {
+                    Channel::Alipay
+                },
                 amount: Fen(1230),
                 subject: String::new(),
                 operator: "A01".into(),
@@ -248,6 +252,13 @@ fn history_filters_by_status_and_shows_an_orders_event_log() {
     rig.key(Key::Enter);
     rig.wait_for("事件记录");
     rig.wait_for("the QR expired");
+    // The log is below the fields: scroll it into view (the scroll animates over frames).
+    rig.harness
+        .get_by_label_contains("平台原始应答")
+        .scroll_to_me();
+    for _ in 0..20 {
+        rig.harness.step();
+    }
     rig.harness.get_by_label_contains("平台原始应答").click();
     rig.harness.step();
     rig.wait_for("\"code\":1");
@@ -272,7 +283,7 @@ fn closes_the_day_behind_a_confirmation_and_exports_the_close() {
     rig.key(Key::F3);
     rig.wait_for("还没有交班记录");
     rig.key(Key::F8);
-    rig.wait_for("确认交班日结 第 1?");
+    rig.wait_for("确认交班日结: 第 1 号");
     // Both paid orders are in the first close (its window starts at the beginning).
     rig.harness.get_by_label_contains("已付 2 笔 · ¥24.60");
     rig.harness.get_by_label("确认交班 [Enter]").click();

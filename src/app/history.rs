@@ -216,7 +216,9 @@ impl HistoryState {
 
     /// Takes an order's detail, when it is the one the panel waits for or shows.
     pub fn apply_detail(&mut self, order: OrderRow, events: Vec<EventRow>) {
-        let wanted = self.selected.and_then(|i| self.row(i).map(|o| o.order_no.clone()));
+        let wanted = self
+            .selected
+            .and_then(|i| self.row(i).map(|o| o.order_no.clone()));
         let shown = self.detail.as_ref().map(|(o, _)| o.order_no.clone());
         if wanted.as_ref() == Some(&order.order_no) || shown.as_ref() == Some(&order.order_no) {
             self.detail = Some((order, events));

@@ -195,11 +195,8 @@ impl TillApp {
                     history.export_days(date, date);
                 }
             }
-            Key::Escape => {
-                if !history.close_detail() {
-                    self.state.open_view(View::Till);
-                }
-            }
+            // Esc closes the detail, or else leaves the screen.
+            Key::Escape if !history.close_detail() => self.state.open_view(View::Till),
             _ => {}
         }
         None
@@ -222,11 +219,8 @@ impl TillApp {
                     history.export_close(number);
                 }
             }
-            Key::Escape => {
-                if history.preview.take().is_none() {
-                    self.state.open_view(View::Till);
-                }
-            }
+            // Esc cancels the confirmation, or else leaves the screen.
+            Key::Escape if history.preview.take().is_none() => self.state.open_view(View::Till),
             _ => {}
         }
     }

@@ -742,8 +742,7 @@ impl Inner {
         let orders = self
             .with_ledger(move |l| match request {
                 ExportRequest::Days { from, to } => {
-                    let (from, to) =
-                        crate::day::range_window(&chrono::Local, from, to, day_start);
+                    let (from, to) = crate::day::range_window(&chrono::Local, from, to, day_start);
                     l.orders_between(from, to)
                 }
                 ExportRequest::Close(number) => l.close_orders(number),

@@ -131,15 +131,19 @@ fn confirmation(ui: &mut egui::Ui, state: &mut TillState, preview: &Close) {
         .inner_margin(16)
         .show(ui, |ui| {
             ui.heading(format!(
-                "{} {}?",
-                state.t("确认交班日结 第", "Record close no."),
-                preview.number
+                "{} {} {}?",
+                state.t("确认交班日结: 第", "Record close no."),
+                preview.number,
+                state.t("号", "")
             ));
             close_figures(ui, state, preview);
             ui.add_space(8.0);
             ui.horizontal(|ui| {
                 if ui
-                    .add(small_key_button(state.t("确认交班", "Confirm close"), "Enter"))
+                    .add(small_key_button(
+                        state.t("确认交班", "Confirm close"),
+                        "Enter",
+                    ))
                     .clicked()
                 {
                     let operator = state.operator.clone();

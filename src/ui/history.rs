@@ -44,14 +44,19 @@ pub(super) fn show(ui: &mut egui::Ui, state: &mut TillState, actions: &mut Vec<A
     if state.history.detail_open {
         egui::Panel::right("order_detail")
             .resizable(true)
-            .default_size(380.0)
+            .default_size(420.0)
+            .max_size(520.0)
             .show(ui, |ui| detail(ui, state, actions));
     }
     egui::Panel::bottom("day_summary")
         .resizable(true)
-        .default_size(240.0)
+        .min_size(200.0)
+        .default_size(250.0)
         .show(ui, |ui| summary(ui, state));
-    table(ui, state);
+    // Narrower than its columns (the detail panel open): scroll sideways, never overlap.
+    egui::ScrollArea::horizontal()
+        .id_salt("history_table_x")
+        .show(ui, |ui| table(ui, state));
 }
 
 /// The export's outcome, in the warning colour when it failed.
@@ -95,7 +100,10 @@ fn day_bar(ui: &mut egui::Ui, state: &mut TillState) {
         date_picker(ui, state);
         ui.separator();
         if ui
-            .add(small_key_button(state.t("导出当天 CSV", "Export day CSV"), "F4"))
+            .add(small_key_button(
+                state.t("导出当天 CSV", "Export day CSV"),
+                "F4",
+            ))
             .clicked()
         {
             state.history.export_days(date, date);
@@ -135,12 +143,20 @@ fn filter_bar(ui: &mut egui::Ui, state: &mut TillState) {
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut filter.status, None, any.clone());
                 for status in PaymentStatus::ALL {
-                    ui.selectable_value(&mut filter.status, Some(status), status_name(state, status));
+                    ui.selectable_value(
+                        &mut filter.status,
+                        Some(status),
+                        status_name(state, status),
+                    );
                 }
             });
         ui.label(state.t("渠道:", "Channel:"));
         egui::ComboBox::from_id_salt("filter_channel")
-            .selected_text(filter.channel.map_or(any.clone(), |c| channel_name(state, c)))
+            .selected_text(
+                filter
+                    .channel
+                    .map_or(any.clone(), |c| channel_name(state, c)),
+            )
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut filter.channel, None, any.clone());
                 for channel in Channel::ALL {
@@ -152,10 +168,25 @@ fn filter_bar(ui: &mut egui::Ui, state: &mut TillState) {
                 }
             });
         ui.label(state.t("平台:", "Provider:"));
-        text_choice(ui, "filter_provider", &mut filter.provider_id, &state.history.choices.providers, &any);
+        text_choice(
+            ui,
+            "filter_provider",
+            &mut filter.provider_id,
+            &state.history.choices.providers,
+            &any,
+        );
         ui.label(state.t("收银员:", "Operator:"));
-        text_choice(ui, "filter_operator", &mut filter.operator, &state.history.choices.operators, &any);
-        ui.checkbox(&mut filter.flagged_only, state.t("只看异常", "flagged only"));
+        text_choice(
+            ui,
+            "filter_operator",
+            &mut filter.operator,
+            &state.history.choices.operators,
+            &any,
+        );
+        ui.checkbox(
+            &mut filter.flagged_only,
+            state.t("只看异常", "flagged only"),
+        );
         if filter != HistoryFilter::default()
             && ui.button(state.t("清除筛选", "Clear filters")).clicked()
         {
@@ -245,9 +276,9 @@ fn table(ui: &mut egui::Ui, state: &mut TillState) {
         .sense(egui::Sense::click())
         .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
         .column(Column::exact(70.0))
-        .column(Column::initial(200.0).at_least(120.0).clip(true))
-        .column(Column::exact(70.0))
-        .column(Column::initial(80.0).clip(true))
+        .column(Column::initial(270.0).at_least(120.0).clip(true))
+        .column(Column::exact(80.0))
+        .column(Column::initial(100.0).clip(true))
         .columns(Column::exact(70.0), 3)
         .column(Column::exact(60.0))
         .column(Column::initial(60.0).clip(true))
@@ -348,16 +379,39 @@ fn detail(ui: &mut egui::Ui, state: &mut TillState, actions: &mut Vec<Action>) {
             state.history.close_detail();
         }
     });
+    // Fields and the event log scroll together: a long log stays reachable.
+    egui::ScrollArea::vertical()
+        .id_salt("order_detail_scroll")
+        .auto_shrink([false, false])
+        .show(ui, |ui| detail_body(ui, state, actions, &order, &events));
+}
+
+fn detail_body(
+    ui: &mut egui::Ui,
+    state: &TillState,
+    actions: &mut Vec<Action>,
+    order: &OrderRow,
+    events: &[crate::ledger::EventRow],
+) {
     let fields: Vec<(&str, String)> = vec![
         (state.t("订单号", "Order no"), order.order_no.to_string()),
-        (state.t("创建时间", "Created"), local_time(&Local, order.created_at)),
-        (state.t("渠道", "Channel"), channel_name(state, order.channel)),
+        (
+            state.t("创建时间", "Created"),
+            local_time(&Local, order.created_at),
+        ),
+        (
+            state.t("渠道", "Channel"),
+            channel_name(state, order.channel),
+        ),
         (
             state.t("平台", "Provider"),
             format!("{} ({})", order.provider_id, order.provider_kind),
         ),
         (state.t("金额", "Amount"), format!("¥{}", order.amount)),
-        (state.t("应付", "To pay"), format!("¥{}", order.payable_or_amount())),
+        (
+            state.t("应付", "To pay"),
+            format!("¥{}", order.payable_or_amount()),
+        ),
         (
             state.t("实付", "Paid"),
             order.paid.map(|f| format!("¥{f}")).unwrap_or_default(),
@@ -375,7 +429,7 @@ fn detail(ui: &mut egui::Ui, state: &mut TillState, actions: &mut Vec<Action>) {
                 .map(|ms| local_time(&Local, ms))
                 .unwrap_or_default(),
         ),
-        (state.t("标记", "Flags"), flags(state, &order)),
+        (state.t("标记", "Flags"), flags(state, order)),
         (state.t("备注", "Subject"), order.subject.clone()),
         (
             state.t("消息", "Message"),
@@ -391,7 +445,7 @@ fn detail(ui: &mut egui::Ui, state: &mut TillState, actions: &mut Vec<Action>) {
                     continue;
                 }
                 ui.label(RichText::new(name).weak());
-                ui.label(value);
+                ui.add(egui::Label::new(value).wrap());
                 ui.end_row();
             }
         });
@@ -410,38 +464,28 @@ fn detail(ui: &mut egui::Ui, state: &mut TillState, actions: &mut Vec<Action>) {
     }
     ui.separator();
     ui.strong(state.t("事件记录", "Event log"));
-    egui::ScrollArea::vertical()
-        .id_salt("detail_events")
-        .auto_shrink([false, false])
-        .show(ui, |ui| {
-            for (index, event) in events.iter().enumerate() {
-                let change = match (&event.from, &event.to) {
-                    (Some(from), Some(to)) => format!("  {from} → {to}"),
-                    (None, Some(to)) => format!("  → {to}"),
-                    _ => String::new(),
-                };
-                ui.label(
-                    RichText::new(format!(
-                        "{}  {}{change}",
-                        time_of_day(event.at),
-                        event.kind
-                    ))
+    ui.vertical(|ui| {
+        for (index, event) in events.iter().enumerate() {
+            let change = match (&event.from, &event.to) {
+                (Some(from), Some(to)) => format!("  {from} → {to}"),
+                (None, Some(to)) => format!("  → {to}"),
+                _ => String::new(),
+            };
+            ui.label(
+                RichText::new(format!("{}  {}{change}", time_of_day(event.at), event.kind))
                     .strong(),
-                );
-                ui.label(event.detail.as_str());
-                if let Some(raw) = &event.raw {
-                    egui::CollapsingHeader::new(state.t("平台原始应答", "Provider's raw answer"))
-                        .id_salt(("raw", index))
-                        .show(ui, |ui| {
-                            ui.add(
-                                egui::Label::new(RichText::new(raw).monospace().size(12.0))
-                                    .wrap(),
-                            );
-                        });
-                }
-                ui.separator();
+            );
+            ui.label(event.detail.as_str());
+            if let Some(raw) = &event.raw {
+                egui::CollapsingHeader::new(state.t("平台原始应答", "Provider's raw answer"))
+                    .id_salt(("raw", index))
+                    .show(ui, |ui| {
+                        ui.add(egui::Label::new(RichText::new(raw).monospace().size(12.0)).wrap());
+                    });
             }
-        });
+            ui.separator();
+        }
+    });
 }
 
 fn summary(ui: &mut egui::Ui, state: &TillState) {
@@ -450,16 +494,15 @@ fn summary(ui: &mut egui::Ui, state: &TillState) {
         return;
     };
     ui.horizontal_top(|ui| {
-        egui::ScrollArea::vertical()
-            .id_salt("summary_figures")
-            .max_width(520.0)
-            .auto_shrink([true, false])
-            .show(ui, |ui| {
-                ui.set_width(500.0);
-                figures(ui, state, &summary.figures);
-            });
+        ui.vertical(|ui| {
+            ui.set_width(520.0);
+            egui::ScrollArea::vertical()
+                .id_salt("summary_figures")
+                .auto_shrink([false, false])
+                .show(ui, |ui| figures(ui, state, &summary.figures));
+        });
         ui.separator();
-        hourly_chart(ui, state, summary);
+        ui.vertical(|ui| hourly_chart(ui, state, summary));
     });
 }
 
@@ -491,20 +534,33 @@ pub(super) fn figures(ui: &mut egui::Ui, state: &TillState, figures: &Figures) {
         figures.failed
     ));
     ui.horizontal_top(|ui| {
-        group(ui, state.t("按渠道", "By channel"), &figures.by_channel, |key| {
-            key.parse::<Channel>()
-                .map_or(key.to_string(), |c| channel_name(state, c))
-        });
-        group(ui, state.t("按平台", "By provider"), &figures.by_provider, |key| {
-            key.to_string()
-        });
-        group(ui, state.t("按收银员", "By operator"), &figures.by_operator, |key| {
-            if key.is_empty() {
-                "-".to_string()
-            } else {
-                key.to_string()
-            }
-        });
+        group(
+            ui,
+            state.t("按渠道", "By channel"),
+            &figures.by_channel,
+            |key| {
+                key.parse::<Channel>()
+                    .map_or(key.to_string(), |c| channel_name(state, c))
+            },
+        );
+        group(
+            ui,
+            state.t("按平台", "By provider"),
+            &figures.by_provider,
+            |key| key.to_string(),
+        );
+        group(
+            ui,
+            state.t("按收银员", "By operator"),
+            &figures.by_operator,
+            |key| {
+                if key.is_empty() {
+                    "-".to_string()
+                } else {
+                    key.to_string()
+                }
+            },
+        );
     });
     if !figures.flagged.is_empty() {
         ui.label(
@@ -566,9 +622,10 @@ fn hourly_chart(ui: &mut egui::Ui, state: &TillState, summary: &crate::ledger::D
                 .name(format!("{label} ¥{} ({})", bucket.total, bucket.count))
         })
         .collect();
-    let chart = egui_plot::BarChart::new(state.t("每小时收款 (元)", "Takings per hour (yuan)"), bars)
-        .color(PAID_GREEN)
-        .element_formatter(Box::new(|bar, _| bar.name.clone()));
+    let chart =
+        egui_plot::BarChart::new(state.t("每小时收款 (元)", "Takings per hour (yuan)"), bars)
+            .color(PAID_GREEN)
+            .element_formatter(Box::new(|bar, _| bar.name.clone()));
     ui.vertical(|ui| {
         ui.strong(state.t("每小时收款 (元)", "Takings per hour (yuan)"));
         egui_plot::Plot::new("hourly_takings")
@@ -592,4 +649,3 @@ fn hourly_chart(ui: &mut egui::Ui, state: &TillState, summary: &crate::ledger::D
             .show(ui, |plot| plot.bar_chart(chart));
     });
 }
-

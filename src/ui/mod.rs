@@ -84,10 +84,7 @@ fn view_switch(ui: &mut egui::Ui, state: &mut TillState) {
     let mut chosen = None;
     for (view, name, key) in views {
         let button = egui::Button::selectable(state.view == view, format!("{name} [{key}]"));
-        if ui
-            .add_enabled(free || view == View::Till, button)
-            .clicked()
-        {
+        if ui.add_enabled(free || view == View::Till, button).clicked() {
             chosen = Some(view);
         }
     }
