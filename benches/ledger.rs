@@ -25,19 +25,16 @@ use std::time::{Duration, Instant};
 
 use chrono::{FixedOffset, NaiveDate, NaiveTime};
 use qrtill::day;
-use qrtill::ledger::{HistoryFilter, Ledger, OrderRow};
-use qrtill::model::{Channel, Fen, OrderNo, PaymentStatus};
+use qrtill::ledger::{HistoryFilter, Ledger};
+
+#[path = "support/generator.rs"]
+mod generator;
+use generator::day_orders;
 
 const ORDERS: usize = 2_000_000;
 const DAYS: u64 = 1096;
 const SAMPLES: usize = 50;
 const TARGET: Duration = Duration::from_millis(20);
-
-/// Relative takings per hour of the business day, from 04:00: closed 04:00–08:00 and
-/// 02:00–04:00, peaks at lunch and dinner.
-const HOUR_WEIGHTS: [u32; 24] = [
-    0, 0, 0, 0, 2, 3, 4, 8, 10, 7, 4, 3, 3, 6, 9, 10, 8, 6, 5, 4, 3, 2, 0, 0,
-];
 
 fn china() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).unwrap()
@@ -49,18 +46,6 @@ fn day_start() -> NaiveTime {
 
 fn first_day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2023, 11, 22).unwrap()
-}
-
-fn pick<T: Copy>(rng: &mut fastrand::Rng, table: &[(u32, T)]) -> T {
-    let total: u32 = table.iter().map(|(w, _)| w).sum();
-    let mut roll = rng.u32(0..total);
-    for (weight, value) in table {
-        if roll < *weight {
-            return *value;
-        }
-        roll -= weight;
-    }
-    table[table.len() - 1].1
 }
 
 /// How many orders each business day gets: a weekly rhythm around the mean, summing to
@@ -78,96 +63,6 @@ fn orders_per_day(days: u64, total: usize) -> Vec<usize> {
     counts
         .into_iter()
         .map(|c| usize::try_from(c).unwrap())
-        .collect()
-}
-
-/// One business day's orders, oldest first, numbered from `seq`.
-fn day_orders(
-    rng: &mut fastrand::Rng,
-    date: NaiveDate,
-    count: usize,
-    seq: &mut u64,
-) -> Vec<OrderRow> {
-    let (from, _) = day::window(&china(), date, day_start());
-    let hours: Vec<(u32, i64)> = HOUR_WEIGHTS
-        .iter()
-        .enumerate()
-        .map(|(h, w)| (*w, i64::try_from(h).unwrap()))
-        .collect();
-    let mut times: Vec<i64> = (0..count)
-        .map(|_| from + pick(rng, &hours) * day::HOUR_MS + rng.i64(0..day::HOUR_MS))
-        .collect();
-    times.sort_unstable();
-    let channels = [
-        (45, Channel::Wechat),
-        (40, Channel::Alipay),
-        (10, Channel::Unionpay),
-        (5, Channel::Qq),
-    ];
-    let providers = [(70, "main"), (25, "backup"), (5, "igepay-1")];
-    let operators = [(40, "A01"), (30, "B02"), (20, "收银员王"), (10, "店长")];
-    let statuses = [
-        (86, PaymentStatus::Paid),
-        (8, PaymentStatus::Expired),
-        (4, PaymentStatus::Cancelled),
-        (2, PaymentStatus::Failed),
-    ];
-    times
-        .into_iter()
-        .map(|created_at| {
-            *seq += 1;
-            let stamp = day::local_time(&china(), created_at).replace(['-', ' ', ':'], "");
-            let amount = match rng.u32(0..100) {
-                0..60 => rng.i64(100..3_000),
-                60..90 => rng.i64(3_000..15_000),
-                _ => rng.i64(15_000..80_000),
-            };
-            let provider = pick(rng, &providers);
-            let payable = (provider == "igepay-1").then(|| Fen(amount + rng.i64(0..10)));
-            let status = pick(rng, &statuses);
-            let mut row = OrderRow {
-                order_no: OrderNo::new(&format!("{stamp}{:08}", *seq)).unwrap(),
-                provider_id: provider.to_string(),
-                provider_kind: if provider == "igepay-1" {
-                    "igepay"
-                } else {
-                    "ispay"
-                }
-                .to_string(),
-                channel: pick(rng, &channels),
-                amount: Fen(amount),
-                payable,
-                paid: None,
-                status,
-                provider_order_id: Some(format!("42000{:014}", *seq)),
-                subject: String::new(),
-                operator: pick(rng, &operators).to_string(),
-                demo: false,
-                created_at,
-                expires_at: Some(created_at + 300_000),
-                paid_at: None,
-                late_paid: false,
-                amount_mismatch: false,
-                message: None,
-            };
-            if status == PaymentStatus::Paid {
-                let asked = payable.unwrap_or(Fen(amount));
-                row.paid = Some(asked);
-                row.paid_at = Some(created_at + rng.i64(5_000..120_000));
-                match rng.u32(0..1000) {
-                    0..5 => {
-                        row.late_paid = true;
-                        row.paid_at = Some(created_at + rng.i64(300_000..600_000));
-                    }
-                    5..7 => {
-                        row.amount_mismatch = true;
-                        row.paid = Some(Fen(asked.0 - 1));
-                    }
-                    _ => {}
-                }
-            }
-            row
-        })
         .collect()
 }
 
@@ -189,7 +84,14 @@ fn generate(path: &Path, days: u64, total: usize) {
     let mut batch = Vec::new();
     for (i, count) in orders_per_day(days, total).into_iter().enumerate() {
         let date = first_day() + chrono::Days::new(u64::try_from(i).unwrap());
-        batch.extend(day_orders(&mut rng, date, count, &mut seq));
+        batch.extend(day_orders(
+            &mut rng,
+            &china(),
+            day_start(),
+            date,
+            count,
+            &mut seq,
+        ));
         if batch.len() >= 50_000 {
             ledger.insert_rows_for_generators(&batch).unwrap();
             batch.clear();

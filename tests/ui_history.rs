@@ -318,3 +318,54 @@ fn the_history_is_not_opened_over_a_sale() {
             .is_none()
     );
 }
+
+#[test]
+fn the_closes_screen_exports_a_typed_date_range_and_names_a_bad_field() {
+    let mut rig = rig();
+    rig.harness.step();
+    rig.key(Key::F3);
+    rig.wait_for("导出日期范围 从");
+    let today = qrtill::day::business_date(
+        &chrono::Local,
+        chrono::Utc::now().timestamp_millis(),
+        qrtill::day::MIDNIGHT,
+    );
+    let yesterday = today - chrono::TimeDelta::days(1);
+    let field = |rig: &Rig, index: usize| {
+        rig.harness
+            .query_all_by_role(egui::accesskit::Role::TextInput)
+            .nth(index)
+            .expect("the range fields")
+            .focus();
+    };
+    // A first day that is not a date is refused, naming the field; nothing is written.
+    field(&rig, 0);
+    rig.harness.step();
+    rig.harness
+        .query_all_by_role(egui::accesskit::Role::TextInput)
+        .next()
+        .unwrap()
+        .type_text("2026/11/01");
+    rig.harness.step();
+    rig.harness.get_by_label("导出 CSV").click();
+    rig.harness.step();
+    rig.wait_for("起始日期 `2026/11/01` 不是日期");
+    assert!(!rig.exports.exists(), "nothing written for a refused range");
+    // Yesterday to today, typed, Enter in the last field: both days' four orders.
+    rig.harness.state_mut().state.history.range_from = yesterday.to_string();
+    field(&rig, 1);
+    rig.harness.step();
+    rig.harness
+        .query_all_by_role(egui::accesskit::Role::TextInput)
+        .nth(1)
+        .unwrap()
+        .type_text(&today.to_string());
+    rig.harness.step();
+    rig.key(Key::Enter);
+    rig.wait_for("已导出 4 笔订单到");
+    let file = rig.exports.join(format!("qrtill-{yesterday}-{today}.csv"));
+    let text = String::from_utf8(std::fs::read(&file).expect("the export file")).unwrap();
+    for (number, _, _) in SEEDED {
+        assert!(text.contains(number), "{number} in the range export");
+    }
+}

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use chrono::NaiveDate;
+use chrono::{Datelike as _, NaiveDate};
 
 use crate::ledger::{Close, DaySummary, EventRow, HistoryChoices, HistoryFilter, OrderRow};
 use crate::model::{OrderNo, PaymentStatus};
@@ -29,6 +29,47 @@ pub enum View {
     History,
     /// The day closes (F3).
     Closes,
+}
+
+/// Why a typed export range was refused: which field, and what was typed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RangeError {
+    /// The first day is not a `YYYY-MM-DD` date.
+    From(String),
+    /// The last day is not a `YYYY-MM-DD` date.
+    To(String),
+    /// The last day comes before the first.
+    Backwards(NaiveDate, NaiveDate),
+}
+
+/// The range's default first day: the first of `today`'s month, so an owner's usual export
+/// (month to date) needs no typing.
+pub fn month_start(today: NaiveDate) -> NaiveDate {
+    today.with_day(1).unwrap_or(today)
+}
+
+/// Reads a typed export range; an empty first day is the month's first, an empty last day is
+/// today. Days after today are allowed (they simply hold no orders yet).
+pub fn parse_range(
+    from: &str,
+    to: &str,
+    today: NaiveDate,
+) -> Result<(NaiveDate, NaiveDate), RangeError> {
+    let read = |text: &str, default: NaiveDate| -> Option<NaiveDate> {
+        let text = text.trim();
+        if text.is_empty() {
+            Some(default)
+        } else {
+            crate::day::parse_date(text).ok()
+        }
+    };
+    let first =
+        read(from, month_start(today)).ok_or_else(|| RangeError::From(from.trim().into()))?;
+    let last = read(to, today).ok_or_else(|| RangeError::To(to.trim().into()))?;
+    if last < first {
+        return Err(RangeError::Backwards(first, last));
+    }
+    Ok((first, last))
 }
 
 /// The history and closes screens' state.
@@ -66,6 +107,10 @@ pub struct HistoryState {
     pub preview: Option<Close>,
     /// Where exports are written.
     pub export_dir: PathBuf,
+    /// The closes screen's range export, first day as typed (empty: the month's first day).
+    pub range_from: String,
+    /// The range export's last day as typed (empty: today).
+    pub range_to: String,
     /// The last export's outcome, for staff.
     pub export_message: Option<Result<String, String>>,
     /// Commands for the service, sent by the app after the frame.
@@ -93,6 +138,8 @@ impl Default for HistoryState {
             preview: None,
             export_dir: PathBuf::from("exports"),
             export_message: None,
+            range_from: String::new(),
+            range_to: String::new(),
             outbox: Vec::new(),
         }
     }
@@ -308,6 +355,14 @@ impl HistoryState {
             .push(Command::Export(ExportRequest::Days { from, to }, path));
     }
 
+    /// Exports the range typed on the closes screen; a field that is not a date, or a range
+    /// that ends before it starts, is refused and nothing is written.
+    pub fn export_range(&mut self, today: NaiveDate) -> Result<(), RangeError> {
+        let (from, to) = parse_range(&self.range_from, &self.range_to, today)?;
+        self.export_days(from, to);
+        Ok(())
+    }
+
     /// Asks for an export of close `number` into the export folder.
     pub fn export_close(&mut self, number: i64) {
         let path = self.export_dir.join(format!("qrtill-close-{number}.csv"));
@@ -422,5 +477,55 @@ mod tests {
         assert_eq!(state.selected, Some(2));
         state.move_selection(-10);
         assert_eq!(state.selected, Some(0));
+    }
+
+    fn date(text: &str) -> NaiveDate {
+        crate::day::parse_date(text).unwrap()
+    }
+
+    #[test]
+    fn a_typed_range_defaults_to_month_to_date_and_names_the_bad_field() {
+        let today = date("2026-11-21");
+        assert_eq!(parse_range("", "", today), Ok((date("2026-11-01"), today)));
+        assert_eq!(
+            parse_range(" 2026-10-05 ", "2026-10-31", today),
+            Ok((date("2026-10-05"), date("2026-10-31")))
+        );
+        assert_eq!(
+            parse_range("2026-13-01", "", today),
+            Err(RangeError::From("2026-13-01".into()))
+        );
+        assert_eq!(
+            parse_range("", "yesterday", today),
+            Err(RangeError::To("yesterday".into()))
+        );
+        assert_eq!(
+            parse_range("2026-11-10", "2026-11-09", today),
+            Err(RangeError::Backwards(
+                date("2026-11-10"),
+                date("2026-11-09")
+            ))
+        );
+        // A refused range sends nothing; a good one asks for one export with both days in
+        // the file name.
+        let mut state = HistoryState {
+            range_from: "11/01".into(),
+            ..HistoryState::default()
+        };
+        assert!(state.export_range(today).is_err());
+        assert!(state.outbox.is_empty());
+        state.range_from = "2026-11-01".into();
+        state.range_to = "2026-11-20".into();
+        assert_eq!(state.export_range(today), Ok(()));
+        match state.outbox.as_slice() {
+            [Command::Export(ExportRequest::Days { from, to }, path)] => {
+                assert_eq!((*from, *to), (date("2026-11-01"), date("2026-11-20")));
+                assert!(
+                    path.ends_with("qrtill-2026-11-01-2026-11-20.csv"),
+                    "{path:?}"
+                );
+            }
+            other => panic!("unexpected commands {other:?}"),
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! screen needs (the countdown, the paid screen's return).
 
 pub mod fonts;
+pub mod frames;
 pub mod history;
 pub mod state;
 
@@ -26,6 +27,7 @@ pub struct TillApp {
     service: ServiceHandle,
     events: EventReceiver,
     textures: ui::QrTextures,
+    frames: Option<frames::FrameLog>,
 }
 
 impl TillApp {
@@ -45,6 +47,7 @@ impl TillApp {
             service,
             events,
             textures: ui::QrTextures::default(),
+            frames: frames::FrameLog::from_env(),
         }
     }
 
@@ -272,7 +275,17 @@ impl eframe::App for TillApp {
         self.flush();
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        if let Some(log) = &mut self.frames {
+            let view = match self.state.view {
+                View::Till => "till",
+                View::History => "history",
+                View::Closes => "closes",
+            };
+            if !log.record(frame.info().cpu_usage, view) {
+                self.frames = None;
+            }
+        }
         let actions = ui::draw(ui, &mut self.state, &mut self.textures);
         for action in actions {
             self.run(action);

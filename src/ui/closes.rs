@@ -9,6 +9,7 @@ use chrono::Local;
 use egui::RichText;
 
 use super::history::{export_line, figures, small_key_button};
+use crate::app::history::{RangeError, month_start};
 use crate::app::state::TillState;
 use crate::day::local_time;
 use crate::ledger::Close;
@@ -31,6 +32,8 @@ pub(super) fn show(ui: &mut egui::Ui, state: &mut TillState) {
                 .outbox
                 .push(Command::PreviewClose { operator });
         }
+        ui.separator();
+        range_export(ui, state);
     });
     if let Some(message) = &state.history.export_message {
         export_line(ui, message);
@@ -157,4 +160,56 @@ fn confirmation(ui: &mut egui::Ui, state: &mut TillState, preview: &Close) {
                 }
             });
         });
+}
+
+/// The date-range export: two `YYYY-MM-DD` fields (empty: this month's first day, today) and
+/// a button; Enter in either field exports too. A refused field is named in the message line.
+fn range_export(ui: &mut egui::Ui, state: &mut TillState) {
+    let today = state.today();
+    ui.label(state.t("导出日期范围 从", "Export days from"));
+    let mut enter = false;
+    let from_hint = month_start(today).to_string();
+    let from = ui.add(
+        egui::TextEdit::singleline(&mut state.history.range_from)
+            .hint_text(from_hint)
+            .desired_width(110.0),
+    );
+    enter |= from.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+    ui.label(state.t("到", "to"));
+    let to = ui.add(
+        egui::TextEdit::singleline(&mut state.history.range_to)
+            .hint_text(today.to_string())
+            .desired_width(110.0),
+    );
+    enter |= to.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+    let clicked = ui.button(state.t("导出 CSV", "Export CSV")).clicked();
+    if !(enter || clicked) {
+        return;
+    }
+    if let Err(err) = state.history.export_range(today) {
+        let message = match err {
+            RangeError::From(text) => format!(
+                "{} `{text}` {}",
+                state.t("起始日期", "The first day"),
+                state.t(
+                    "不是日期, 请按 YYYY-MM-DD 输入 (留空为本月 1 日)",
+                    "is not a date: type YYYY-MM-DD (empty: the month's first day)"
+                )
+            ),
+            RangeError::To(text) => format!(
+                "{} `{text}` {}",
+                state.t("结束日期", "The last day"),
+                state.t(
+                    "不是日期, 请按 YYYY-MM-DD 输入 (留空为今天)",
+                    "is not a date: type YYYY-MM-DD (empty: today)"
+                )
+            ),
+            RangeError::Backwards(from, to) => format!(
+                "{} {to} {} {from}",
+                state.t("结束日期", "The last day"),
+                state.t("早于起始日期", "is before the first day")
+            ),
+        };
+        state.history.export_message = Some(Err(message));
+    }
 }
