@@ -28,6 +28,10 @@
     clippy::indexing_slicing
 )]
 
+#[allow(
+    dead_code,
+    reason = "the sale helpers of `common` start a data folder per sale; a crash test restarts in one"
+)]
 mod common;
 
 use std::os::unix::process::ExitStatusExt as _;
