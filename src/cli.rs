@@ -1,12 +1,14 @@
 //! The command line: the arguments, the start-up shared by the window and the headless
 //! subcommands (config or demo mode, ledger, listener, service), and the subcommands
-//! `charge`, `status`, `history`, `report`, `close`, `closes`, `export` and `sandbox`.
+//! `charge`, `resume`, `status`, `history`, `report`, `close`, `closes`, `export` and
+//! `sandbox`.
 //!
 //! Exit codes: 0 paid (or success), 3 ended unpaid, 2 bad input or config, 1 anything else.
 //!
 //! Dates on the command line are business days (config `day_start`, see [`crate::day`]):
 //! with `day_start = "04:00"`, `--date 2026-11-21` covers 21 Nov 04:00 to 22 Nov 04:00.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +45,15 @@ pub struct Cli {
 pub enum Command {
     /// Create an order, show its QR in the terminal, and wait until it ends.
     Charge(ChargeArgs),
+    /// Follow every order a previous run left unfinished (the till stopped or crashed) until
+    /// each ends: asked about by query where the provider has one, watched for its notify
+    /// where it has not; a create whose answer never came is looked up by our order number,
+    /// never sent again. Exit 0 when every one ended paid (or none was left), 3 otherwise.
+    Resume {
+        /// One JSON object per line on stdout instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one order and its event log.
     Status {
         /// Our order number.
@@ -364,50 +375,128 @@ pub async fn charge(paths: &Paths, args: ChargeArgs) -> Result<i32, CliError> {
         subject: args.subject.clone(),
         operator: till.config.operator.clone(),
     });
-    let provider_browser_needed = provider.payer_browser_needed();
     let mut out = Output { json: args.json };
-    let mut qr_shown = false;
-    let mut last_status = None;
-    while let Some(event) = till.events.recv().await {
+    follow(&mut till, &mut out, vec![order_no]).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// resume
+
+/// `qrtill resume`: follows the orders a previous run left unfinished until each ends;
+/// returns the exit code (0 all paid or none left, 3 one or more ended unpaid). An order
+/// whose provider is no longer configured cannot be followed: it is named on stderr.
+///
+/// # Errors
+/// [`CliError::Usage`] for a bad config, [`CliError::Other`] for a ledger fault or when the
+/// service stops.
+pub async fn resume(paths: &Paths, as_json: bool) -> Result<i32, CliError> {
+    let mut till = start_till(paths, Arc::new(OnceLock::new())).await?;
+    for warning in &till.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let resumed = till.service.resumed().to_vec();
+    let rows = till
+        .service
+        .with_ledger(move |l| {
+            resumed
+                .iter()
+                .map(|no| l.get(no))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    // An order whose provider left the config cannot be followed: it would never end here.
+    let (followed, orphans): (Vec<OrderRow>, Vec<OrderRow>) = rows
+        .into_iter()
+        .flatten()
+        .partition(|row| till.config.provider(&row.provider_id).is_some());
+    for orphan in &orphans {
+        eprintln!(
+            "warning: 订单 {} 的支付平台 `{}` 已不在配置中 / order {}: its provider `{}` is no longer in the config, so it cannot be followed; check it with the provider",
+            orphan.order_no, orphan.provider_id, orphan.order_no, orphan.provider_id
+        );
+    }
+    let orders: Vec<OrderNo> = followed.into_iter().map(|o| o.order_no).collect();
+    let mut out = Output { json: as_json };
+    let listed: Vec<&str> = orders.iter().map(OrderNo::as_str).collect();
+    out.line(
+        json!({"event": "resumed", "orders": listed}),
+        &if orders.is_empty() {
+            "没有未完成的订单 / no unfinished orders".to_string()
+        } else {
+            format!(
+                "恢复 {} 笔未完成的订单 / resuming {} unfinished order(s): {}",
+                orders.len(),
+                orders.len(),
+                listed.join(", ")
+            )
+        },
+    );
+    follow(&mut till, &mut out, orders).await
+}
+
+/// How far an order followed on the command line has been shown.
+#[derive(Default)]
+struct Shown {
+    status: Option<PaymentStatus>,
+    qr: bool,
+}
+
+/// Prints the events of `orders` (status changes, the QR, the end) until every one has
+/// ended, then lets the listener finish its answers. Returns 0 when all ended paid (or there
+/// were none), 3 otherwise.
+async fn follow(till: &mut Till, out: &mut Output, orders: Vec<OrderNo>) -> Result<i32, CliError> {
+    let mut waiting: HashMap<OrderNo, Shown> = orders
+        .into_iter()
+        .map(|no| (no, Shown::default()))
+        .collect();
+    let mut all_paid = true;
+    while !waiting.is_empty() {
+        let Some(event) = till.events.recv().await else {
+            return Err(CliError::Other(
+                "the service stopped before the order ended".into(),
+            ));
+        };
         match event {
-            Event::ChargeFailed {
-                order_no: no,
-                message,
-            } if no == order_no => {
+            Event::ChargeFailed { order_no, message } if waiting.contains_key(&order_no) => {
                 out.line(
-                    json!({"event": "error", "order_no": no.as_str(), "message": message}),
+                    json!({"event": "error", "order_no": order_no.as_str(), "message": message}),
                     &format!("cannot charge: {message}"),
                 );
                 return Err(CliError::Other(message));
             }
-            Event::Order(update) if update.order.order_no == order_no => {
+            Event::Order(update) => {
                 let order = &update.order;
-                if last_status != Some(order.status) {
-                    last_status = Some(order.status);
+                let Some(shown) = waiting.get_mut(&order.order_no) else {
+                    continue;
+                };
+                if shown.status != Some(order.status) {
+                    shown.status = Some(order.status);
                     out.status(order);
                 }
-                if !qr_shown && let Some(qr) = &update.qr {
-                    qr_shown = true;
-                    out.qr(order, qr, update.browser_needed || provider_browser_needed);
+                if !shown.qr
+                    && let Some(qr) = &update.qr
+                {
+                    shown.qr = true;
+                    let browser_needed = update.browser_needed
+                        || till
+                            .config
+                            .provider(&order.provider_id)
+                            .is_some_and(|p| p.payer_browser_needed());
+                    out.qr(order, qr, browser_needed);
                 }
                 if order.status.is_final() {
                     out.done(order);
-                    // The notify that ended the sale may still be waiting for its answer.
-                    till.close().await;
-                    return Ok(if order.status == PaymentStatus::Paid {
-                        0
-                    } else {
-                        3
-                    });
+                    all_paid &= order.status == PaymentStatus::Paid;
+                    waiting.remove(&order.order_no);
                 }
             }
             Event::Notice(message) => tracing::warn!("{message}"),
             _ => {}
         }
     }
-    Err(CliError::Other(
-        "the service stopped before the order ended".into(),
-    ))
+    // The notify that ended the sale may still be waiting for its answer.
+    till.close().await;
+    Ok(if all_paid { 0 } else { 3 })
 }
 
 struct Output {

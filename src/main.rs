@@ -52,6 +52,7 @@ fn run(args: Cli) -> Result<i32, CliError> {
     match args.command {
         None => run_window(&runtime, &paths),
         Some(Command::Charge(charge)) => runtime.block_on(cli::charge(&paths, charge)),
+        Some(Command::Resume { json }) => runtime.block_on(cli::resume(&paths, json)),
         Some(Command::Status { order_no, json }) => cli::status(&paths, &order_no, json),
         Some(Command::History { date, json }) => cli::history(&paths, date.as_deref(), json),
         Some(Command::Report { date, json }) => cli::report(&paths, date.as_deref(), json),

@@ -153,6 +153,9 @@ pub struct SimOrder {
     pub fields: HashMap<String, String>,
     /// How many times its status was queried, with when (rate-limit checks).
     pub queries: Vec<Instant>,
+    /// How many create requests named its order number: 1, plus each refused duplicate (a
+    /// till must never send a create twice).
+    pub creates: u32,
 }
 
 impl SimOrder {
@@ -180,6 +183,7 @@ impl SimOrder {
             created_at: chrono::Local::now(),
             fields: HashMap::new(),
             queries: Vec::new(),
+            creates: 1,
         }
     }
 
@@ -206,6 +210,24 @@ struct SandboxState {
     /// Simulated server settings by key (e.g. V免签's monitor state), see
     /// [`Shared::setting`].
     settings: HashMap<String, String>,
+}
+
+impl SandboxState {
+    /// Whether `order`'s number is taken in its protocol; a duplicate create is counted on
+    /// the stored order ([`SimOrder::creates`]).
+    fn count_duplicate(&mut self, order: &SimOrder) -> bool {
+        match self
+            .orders
+            .iter_mut()
+            .find(|o| o.kind == order.kind && o.order_no == order.order_no)
+        {
+            Some(stored) => {
+                stored.creates = stored.creates.saturating_add(1);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// One call to a rate-limited endpoint, as the sandbox saw it.
@@ -322,11 +344,7 @@ impl Shared {
     ) -> Result<Option<SimOrder>, E> {
         self.tick_and_notify();
         let mut state = self.lock();
-        if state
-            .orders
-            .iter()
-            .any(|o| o.kind == order.kind && o.order_no == order.order_no)
-        {
+        if state.count_duplicate(&order) {
             return Ok(None);
         }
         let others: Vec<SimOrder> = state
@@ -344,11 +362,7 @@ impl Shared {
     pub fn insert(&self, order: SimOrder) -> bool {
         self.tick_and_notify();
         let mut state = self.lock();
-        if state
-            .orders
-            .iter()
-            .any(|o| o.kind == order.kind && o.order_no == order.order_no)
-        {
+        if state.count_duplicate(&order) {
             return false;
         }
         state.orders.push(order);
@@ -665,7 +679,7 @@ async fn list_orders(State(state): State<Shared>) -> impl IntoResponse {
                 "paid": o.paid().to_yuan(), "payable": o.payable.map(Fen::to_yuan),
                 "channel": o.channel.as_str(),
                 "state": format!("{:?}", o.state), "qr": o.qr_text, "notify_url": o.notify_url,
-                "queries": o.queries.len(),
+                "queries": o.queries.len(), "creates": o.creates,
             })
         })
         .collect();

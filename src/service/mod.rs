@@ -11,6 +11,7 @@
 //! - a create whose answer never came is looked up by our order number, never re-sent;
 //! - a callback is believed only after its signature checks out and its amount matches.
 
+pub mod crash;
 pub mod listener;
 mod order;
 pub mod poll;
@@ -232,6 +233,8 @@ struct Inner {
     charge_refusals: Mutex<HashMap<String, Option<String>>>,
     /// Woken whenever an account check answered.
     account_checked: tokio::sync::Notify,
+    /// The orders found unfinished at start, which are resumed.
+    resumed: Vec<OrderNo>,
 }
 
 /// How long a charge waits for its provider's first account check (only right after start);
@@ -251,6 +254,10 @@ pub fn start(
     let (events, receiver) = mpsc::unbounded_channel();
     // Read before any command can add an order: only these are resumed.
     let open = ledger.open_orders();
+    let resumed: Vec<OrderNo> = open
+        .as_ref()
+        .map(|orders| orders.iter().map(|o| o.order_no.clone()).collect())
+        .unwrap_or_default();
     let inner = Arc::new(Inner {
         runtime,
         transport: Transport::new(Duration::from_secs(15))?,
@@ -262,6 +269,7 @@ pub fn start(
         payer_pages: Mutex::new(HashMap::new()),
         charge_refusals: Mutex::new(HashMap::new()),
         account_checked: tokio::sync::Notify::new(),
+        resumed,
     });
     let handle = ServiceHandle { inner };
     match open {
@@ -323,6 +331,12 @@ impl ServiceHandle {
             .clone()
             .handle_callback(provider_id, request)
             .await
+    }
+
+    /// The orders found unfinished at start, oldest first: each is being resumed (asked
+    /// about, or watched for its notify) until it ends.
+    pub fn resumed(&self) -> &[OrderNo] {
+        &self.inner.resumed
     }
 
     /// The provider accounts.
@@ -929,7 +943,9 @@ impl Inner {
         update.raw = Some(raw);
         update.paid_amount = report.amount;
         update.paid_amount_signed = report.amount_signed;
+        crash::reached(crash::CrashPoint::CallbackBeforeLedger);
         self.apply(&order_no, update, None).await?;
+        crash::reached(crash::CrashPoint::CallbackAfterLedger);
         self.wake(&order_no, order::WatchCommand::Refresh);
         Some(provider.callback_ack(true))
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::crash::{self, CrashPoint};
 use super::{ChargeRequest, Event, Inner, now_ms, poll};
 use crate::ledger::{NewOrder, OrderRow, Update};
 use crate::model::{OrderNo, PaymentStatus, ProviderState, QrPayload};
@@ -101,7 +102,9 @@ pub async fn charge(inner: Arc<Inner>, order_no: OrderNo, request: ChargeRequest
     watch.finish();
 }
 
-/// Resumes watching an order found unfinished at start.
+/// Resumes an order found unfinished at start: asks its provider about it first (by our
+/// order number when the create's answer was lost), then watches it as a sale's own watch
+/// does; a provider without a query is watched for its notify.
 pub async fn resume(inner: Arc<Inner>, row: OrderRow) {
     let Some(provider) = inner.provider(&row.provider_id) else {
         inner
@@ -117,17 +120,24 @@ pub async fn resume(inner: Arc<Inner>, row: OrderRow) {
             .await;
         return;
     };
+    let detail = if provider.can_query() {
+        "恢复的订单 / recovered after a restart: asking the provider"
+    } else {
+        "恢复的订单 / recovered after a restart: this provider has no query, waiting for its notify"
+    };
     inner
-        .note(
-            &row.order_no,
-            "recovery",
-            "恢复的订单 / recovered after a restart: asking the provider".into(),
-            None,
-        )
+        .note(&row.order_no, "recovery", detail.into(), None)
         .await;
     let Some(mut watch) = Watch::new(inner, provider, &row) else {
         return;
     };
+    // The provider is asked before anything else, the expiry timer included: it knows
+    // whether the order exists (a `creating` order's create may never have left, or its
+    // answer was lost; either way it is looked up by our order number, never sent again)
+    // and whether it was paid while the till was down.
+    if watch.provider.can_query() {
+        watch.query(&row, false).await;
+    }
     watch.run().await;
     watch.finish();
 }
@@ -221,8 +231,12 @@ impl Watch {
         };
         // Some protocols carry credentials in the URL: only the masked form is ever logged.
         tracing::debug!(order_no = %self.order_no, url = %request.loggable_url(), "create");
+        crash::reached(CrashPoint::BeforeCreate);
         let response = match self.inner.transport.send(&request).await {
-            Ok(response) => response,
+            Ok(response) => {
+                crash::reached(CrashPoint::AfterCreateSent);
+                response
+            }
             Err(err) => {
                 self.unsure(format!("下单请求失败 / create request failed: {err}"), None)
                     .await;

@@ -7,7 +7,8 @@
 //! [`qrtill`]/[`qrtill_with`] command builders and [`run`] for a whole run; sales under way
 //! ([`start_charge`], [`expect_done`], [`expect_paid`]); a raw HTTP/1.1 client over
 //! `TcpStream` for loopback only ([`http`], [`http_with`]), with chunked decoding; named
-//! threads ([`spawn_named`]); and, in [`independent`], the Python servers of
+//! threads ([`spawn_named`]); in [`sandbox`], `qrtill sandbox` as its own process with its
+//! control API; and, in [`independent`], the Python servers of
 //! `tests/independent/` with their JSON-lines requests log; in [`page`], the form of a page
 //! as the payer's browser reads it.
 //!
@@ -480,6 +481,94 @@ fn dechunk(mut body: &str) -> String {
         body = rest[size..].trim_start_matches("\r\n");
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// `qrtill sandbox` as its own process
+
+/// `qrtill sandbox` run as its own process, so that the provider's state outlives a till
+/// that is killed and started again.
+#[allow(
+    dead_code,
+    reason = "only some tests run the sandbox through this helper"
+)]
+pub mod sandbox {
+    use std::time::Duration;
+
+    use serde_json::Value;
+
+    use super::{Proc, http, qrtill};
+
+    /// A running `qrtill sandbox`: its base URL and the config it printed.
+    pub struct Sandbox {
+        /// The process.
+        pub proc: Proc,
+        /// `http://127.0.0.1:PORT`.
+        pub base: String,
+        /// The config it printed for itself, ending with a newline.
+        pub config: String,
+    }
+
+    impl Sandbox {
+        /// Starts `qrtill sandbox --listen 127.0.0.1:0 ARGS…` and reads its URL and config.
+        pub fn start(args: &[&str]) -> Sandbox {
+            let mut cmd = qrtill(&["sandbox", "--listen", "127.0.0.1:0"]);
+            cmd.args(args);
+            let mut proc = Proc::spawn("qrtill sandbox", cmd);
+            let base = loop {
+                let line = proc.line(Duration::from_secs(20));
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    break rest.trim().trim_end_matches('/').to_string();
+                }
+            };
+            assert!(
+                base.starts_with("http://127.0.0.1:"),
+                "sandbox URL not on loopback: {base}"
+            );
+            while !proc
+                .line(Duration::from_secs(10))
+                .starts_with("# A config for it")
+            {}
+            // The config is printed at once: a quiet spell after its first provider ends it.
+            let mut lines: Vec<String> = Vec::new();
+            loop {
+                let seen_provider = lines.iter().any(|l| l.trim() == "[[provider]]");
+                let wait = Duration::from_millis(if seen_provider { 500 } else { 10_000 });
+                match proc.try_line(wait) {
+                    Ok(Some(line)) => lines.push(line),
+                    Err(()) if seen_provider => break,
+                    _ => proc.die("no complete config printed"),
+                }
+            }
+            Sandbox {
+                proc,
+                base,
+                config: lines.join("\n") + "\n",
+            }
+        }
+
+        /// `POST {base}/_sandbox/orders/{order_no}/{action}` must answer 200.
+        pub fn control(&self, order_no: &str, action: &str) {
+            let url = format!("{}/_sandbox/orders/{order_no}/{action}", self.base);
+            let (status, body) = http("POST", &url);
+            assert_eq!(status, 200, "POST {url}: {body}");
+        }
+
+        /// The sandbox's records of orders with our number `order_no` (`GET
+        /// /_sandbox/orders`): one per protocol that was sent a create for it.
+        pub fn orders_named(&self, order_no: &str) -> Vec<Value> {
+            let (status, body) = http("GET", &format!("{}/_sandbox/orders", self.base));
+            assert_eq!(status, 200, "GET /_sandbox/orders: {body}");
+            let orders: Value = serde_json::from_str(&body).expect("/_sandbox/orders is JSON");
+            orders
+                .as_array()
+                .expect("/_sandbox/orders is a list")
+                .iter()
+                .filter(|o| o["order_no"] == order_no)
+                .cloned()
+                .collect()
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
