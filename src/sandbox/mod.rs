@@ -424,14 +424,14 @@ impl Shared {
     }
 
     /// Whether any fault is set (the fast path of the fault middleware).
-    pub(super) fn has_faults(&self) -> bool {
+    fn has_faults(&self) -> bool {
         let state = self.lock();
         !(state.faults.by_kind.is_empty() && state.faults.by_order.is_empty())
     }
 
     /// Takes the faults of `target` for protocol `kind` and for the orders whose number or
     /// provider id occurs in `haystack` (a request's URL and body).
-    pub(super) fn take_faults(&self, kind: &str, haystack: &str, target: Target) -> Vec<Fault> {
+    fn take_faults(&self, kind: &str, haystack: &str, target: Target) -> Vec<Fault> {
         let mut state = self.lock();
         let SandboxState { orders, faults, .. } = &mut *state;
         faults.take(
