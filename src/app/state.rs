@@ -132,6 +132,9 @@ pub struct TillState {
     pub history: HistoryState,
     /// When the business day starts (config `day_start`).
     pub day_start: chrono::NaiveTime,
+    /// Orders found unfinished at start and still watched, as last reported (shown as
+    /// "recovered" until they end).
+    pub recovered: Vec<OrderRow>,
 }
 
 impl TillState {
@@ -221,6 +224,7 @@ impl TillState {
             view: View::Till,
             history: HistoryState::default(),
             day_start: crate::day::MIDNIGHT,
+            recovered: Vec::new(),
         }
     }
 
@@ -423,6 +427,9 @@ impl TillState {
         match event {
             Event::Order(update) => {
                 self.history.order_changed(&update.order);
+                if update.recovered {
+                    self.recovered_changed(&update.order);
+                }
                 self.apply_order(*update, now);
             }
             Event::History(page) => self.history.apply_page(*page),
@@ -476,6 +483,32 @@ impl TillState {
                 }
             }
         }
+    }
+
+    /// Keeps the list of recovered orders: in it until it ends.
+    fn recovered_changed(&mut self, order: &OrderRow) {
+        self.recovered.retain(|o| o.order_no != order.order_no);
+        if !order.status.is_final() {
+            self.recovered.push(order.clone());
+        }
+    }
+
+    /// The status bar's line about recovered orders, while any is still open.
+    pub fn recovered_text(&self) -> Option<String> {
+        if self.recovered.is_empty() {
+            return None;
+        }
+        let orders: Vec<String> = self
+            .recovered
+            .iter()
+            .map(|o| format!("{} ¥{}", o.order_no, o.payable_or_amount()))
+            .collect();
+        Some(format!(
+            "{} {}: {}",
+            self.t("恢复的订单", "Recovered orders"),
+            self.recovered.len(),
+            orders.join(", ")
+        ))
     }
 
     fn apply_order(&mut self, update: OrderUpdate, now: Instant) {
@@ -587,6 +620,63 @@ mod tests {
         // A second Enter while the order is being created does nothing.
         assert_eq!(t.enter(), None);
         assert_eq!(t.pick_channel(Channel::Wechat), None);
+    }
+
+    fn row(order_no: &str, status: PaymentStatus) -> OrderRow {
+        OrderRow {
+            order_no: OrderNo::new(order_no)
+                .unwrap_or_else(|_| OrderNo::generate(chrono::Local::now(), true)),
+            provider_id: "main".into(),
+            provider_kind: "ispay".into(),
+            channel: Channel::Alipay,
+            amount: Fen(1230),
+            payable: None,
+            paid: None,
+            status,
+            provider_order_id: None,
+            subject: String::new(),
+            operator: String::new(),
+            demo: true,
+            created_at: 0,
+            expires_at: None,
+            paid_at: None,
+            late_paid: false,
+            amount_mismatch: false,
+            message: None,
+        }
+    }
+
+    fn update(order: OrderRow, recovered: bool) -> Event {
+        Event::Order(Box::new(OrderUpdate {
+            order,
+            qr: None,
+            browser_needed: false,
+            status_changed: true,
+            recovered,
+        }))
+    }
+
+    #[test]
+    fn recovered_orders_are_marked_until_they_end() {
+        let mut t = till();
+        let now = Instant::now();
+        assert_eq!(t.recovered_text(), None);
+        t.apply(update(row("R1", PaymentStatus::Pending), true), now);
+        t.apply(update(row("N1", PaymentStatus::Pending), false), now);
+        let text = t.recovered_text().unwrap_or_default();
+        assert!(text.starts_with("恢复的订单 1"), "{text}");
+        assert!(text.contains("R1 ¥12.30") && !text.contains("N1"), "{text}");
+        // Still open: still marked; ended: gone.
+        t.apply(update(row("R1", PaymentStatus::Confirming), true), now);
+        assert!(t.recovered_text().is_some());
+        t.apply(update(row("R1", PaymentStatus::Paid), true), now);
+        assert_eq!(t.recovered_text(), None);
+        t.language = Language::En;
+        t.apply(update(row("R2", PaymentStatus::Creating), true), now);
+        assert!(
+            t.recovered_text()
+                .is_some_and(|s| s.starts_with("Recovered orders 1: R2"))
+        );
     }
 
     #[test]

@@ -5,13 +5,17 @@
 //! maps the shared [`SimState`] to its own codes and builds its own notify; the control API
 //! under `/_sandbox` lets the demo button and tests pay, underpay, confirm, expire, cancel,
 //! close, set a raw code, or (re)send a genuine or forged notify, and switch V免签's monitor
-//! phone on or off (`/_sandbox/vmq/monitor/{state}`).
+//! phone on or off (`/_sandbox/vmq/monitor/{state}`). Faults (latency, timeouts, dropped
+//! connections, gateway errors, spoiled answers, forged/repeated/late/misaddressed notifies,
+//! a state going backwards) are set per protocol at `/_sandbox/faults/{kind}` or per order at
+//! `/_sandbox/orders/{no}/fault` and applied in one place ([`faults`]).
 //!
 //! Invariants: every field and signature is checked exactly as the protocol's document
 //! defines; a notify is only ever sent to a loopback address, so the sandbox never talks to
 //! the outside world.
 
 pub mod epay;
+pub mod faults;
 pub mod gatepay;
 pub mod igepay;
 pub mod ispay;
@@ -29,6 +33,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use axum::routing::{get, post};
+
+use self::faults::{Fault, FaultRule, Faults, Target};
 
 use crate::model::{Channel, Fen};
 use crate::providers::Provider;
@@ -210,6 +216,8 @@ struct SandboxState {
     /// Simulated server settings by key (e.g. V免签's monitor state), see
     /// [`Shared::setting`].
     settings: HashMap<String, String>,
+    /// The faults in force.
+    faults: Faults,
 }
 
 impl SandboxState {
@@ -372,11 +380,13 @@ impl Shared {
     /// An order of a protocol matching `pred`, after time-driven changes.
     pub fn find(&self, kind: &str, pred: impl Fn(&SimOrder) -> bool) -> Option<SimOrder> {
         self.tick_and_notify();
-        self.lock()
+        let mut state = self.lock();
+        let order = state
             .orders
             .iter()
             .find(|o| o.kind == kind && pred(o))
-            .cloned()
+            .cloned()?;
+        Some(shown(&mut state.faults, order))
     }
 
     /// Changes an order of a protocol in place; returns it after the change.
@@ -393,7 +403,8 @@ impl Shared {
             .iter_mut()
             .find(|o| o.kind == kind && pred(o))?;
         change(order);
-        Some(order.clone())
+        let order = order.clone();
+        Some(shown(&mut state.faults, order))
     }
 
     /// Advances time-driven states: QR issued after the delay, auto-pay, expiry. Returns the
@@ -426,9 +437,56 @@ impl Shared {
         }
     }
 
-    /// Sends an order's notify (a forged one has a wrong signature), to loopback only.
+    /// Whether any fault is set (the fast path of the fault middleware).
+    fn has_faults(&self) -> bool {
+        let state = self.lock();
+        !(state.faults.by_kind.is_empty() && state.faults.by_order.is_empty())
+    }
+
+    /// Takes the faults of `target` for protocol `kind` and for the orders whose number or
+    /// provider id occurs in `haystack` (a request's URL and body).
+    fn take_faults(&self, kind: &str, haystack: &str, target: Target) -> Vec<Fault> {
+        let mut state = self.lock();
+        let SandboxState { orders, faults, .. } = &mut *state;
+        faults.take(
+            kind,
+            |order_no| {
+                haystack.contains(order_no)
+                    || orders
+                        .iter()
+                        .any(|o| o.order_no == order_no && haystack.contains(&o.id))
+            },
+            target,
+        )
+    }
+
+    /// Sends an order's notify (a forged one has a wrong signature), to loopback only, with
+    /// the notify faults in force for it.
     fn send_notify(&self, order: &SimOrder, forged: bool) {
-        let Some(request) = notify_for(order, forged) else {
+        let notify_faults = {
+            let mut state = self.lock();
+            state
+                .faults
+                .take(order.kind, |no| no == order.order_no, Target::Notify)
+        };
+        let mut order = order.clone();
+        let mut forged = forged;
+        let mut copies = 1;
+        let mut delay = Duration::ZERO;
+        for fault in &notify_faults {
+            match fault {
+                Fault::WrongSignature => forged = true,
+                Fault::RepeatNotify => copies += 1,
+                Fault::LateNotify(late) => delay += *late,
+                // Correctly signed, for an order number nobody has.
+                Fault::UnknownOrderNotify => order.order_no = format!("{}X404", order.order_no),
+                _ => {}
+            }
+        }
+        if !notify_faults.is_empty() {
+            tracing::info!(order_no = %order.order_no, ?notify_faults, "sandbox: fault injected into a notify");
+        }
+        let Some(request) = notify_for(&order, forged) else {
             return;
         };
         if !is_loopback_url(&request.url) {
@@ -439,34 +497,54 @@ impl Shared {
         let order_no = order.order_no.clone();
         let shared = self.clone();
         tokio::spawn(async move {
-            let mut builder = if request.post {
-                http.post(&request.url)
-                    .header("Content-Type", request.content_type)
-                    .body(request.body)
-            } else {
-                http.get(&request.url)
-            };
-            for (name, value) in &request.headers {
-                builder = builder.header(name, value);
+            tokio::time::sleep(delay).await;
+            for _ in 0..copies {
+                let status = deliver(&http, &request, &order_no).await;
+                shared.lock().notifies.push(NotifyRecord {
+                    order_no: order_no.clone(),
+                    forged,
+                    status,
+                });
             }
-            let sent = builder.send().await;
-            let status = match sent {
-                Ok(response) => {
-                    tracing::debug!(%order_no, status = %response.status(), "sandbox notify sent");
-                    Some(response.status().as_u16())
-                }
-                Err(err) => {
-                    tracing::debug!(%order_no, "sandbox notify not delivered: {err}");
-                    None
-                }
-            };
-            shared.lock().notifies.push(NotifyRecord {
-                order_no,
-                forged,
-                status,
-            });
         });
     }
+}
+
+/// Sends one notify; the till's HTTP status, or `None` when it could not be delivered.
+async fn deliver(http: &reqwest::Client, request: &NotifyRequest, order_no: &str) -> Option<u16> {
+    let mut builder = if request.post {
+        http.post(&request.url)
+            .header("Content-Type", request.content_type)
+            .body(request.body.clone())
+    } else {
+        http.get(&request.url)
+    };
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    match builder.send().await {
+        Ok(response) => {
+            tracing::debug!(%order_no, status = %response.status(), "sandbox notify sent");
+            Some(response.status().as_u16())
+        }
+        Err(err) => {
+            tracing::debug!(%order_no, "sandbox notify not delivered: {err}");
+            None
+        }
+    }
+}
+
+/// An order as the protocol handlers see it: under [`Fault::Backwards`] a paid order is
+/// shown as still waiting.
+fn shown(faults: &mut Faults, mut order: SimOrder) -> SimOrder {
+    if order.state == SimState::Paid
+        && !faults
+            .take(order.kind, |no| no == order.order_no, Target::State)
+            .is_empty()
+    {
+        order.state = SimState::Issued;
+    }
+    order
 }
 
 /// Each protocol's notify, by kind: one line per protocol.
@@ -512,7 +590,7 @@ impl Sandbox {
             options,
             http,
         };
-        let app = Router::new()
+        let protocols = Router::new()
             .nest(&format!("/{}", ispay::KIND), ispay::routes())
             .nest(&format!("/{}", igepay::KIND), igepay::routes())
             .nest(&format!("/{}", yinqiantong::KIND), yinqiantong::routes())
@@ -520,7 +598,22 @@ impl Sandbox {
             .nest(&format!("/{}", gatepay::KIND), gatepay::routes())
             .nest(&format!("/{}", epay::KIND), epay::routes())
             .nest(&format!("/{}", vmq::KIND), vmq::routes())
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                faults::inject,
+            ));
+        let app = Router::new()
+            .merge(protocols)
             .route("/_sandbox/vmq/monitor/{state}", post(vmq::monitor_control))
+            .route("/_sandbox/faults", get(list_faults))
+            .route(
+                "/_sandbox/faults/{kind}",
+                post(set_kind_fault).delete(clear_kind_faults),
+            )
+            .route(
+                "/_sandbox/orders/{order_no}/fault",
+                post(set_order_fault).delete(clear_order_faults),
+            )
             .route("/_sandbox/orders", get(list_orders))
             .route("/_sandbox/calls", get(list_calls))
             .route("/_sandbox/notifies", get(list_notifies))
@@ -615,6 +708,28 @@ impl Sandbox {
     /// Pays an order with a different amount (an underpayment or a nudge).
     pub fn pay_amount(&self, order_no: &str, paid: Fen) -> bool {
         apply_control(&self.state, order_no, SimState::Paid, Some(paid))
+    }
+
+    /// Sets a fault on every request or notify of protocol `kind` (`times`: how many;
+    /// `None` until cleared).
+    pub fn fault_kind(&self, kind: &str, fault: Fault, times: Option<u32>) {
+        add_fault(
+            &self.state,
+            FaultScope::Kind(kind.to_string()),
+            fault,
+            times,
+        );
+    }
+
+    /// Sets a fault on the requests and notifies about one order (our order number; it may
+    /// be set before the order reaches the sandbox).
+    pub fn fault_order(&self, order_no: &str, fault: Fault, times: Option<u32>) {
+        add_fault(
+            &self.state,
+            FaultScope::Order(order_no.to_string()),
+            fault,
+            times,
+        );
     }
 
     /// Sends an order's notify again; `forged` gives it a wrong signature.
@@ -775,4 +890,120 @@ async fn resend_notify(
         state.send_notify(order, query.forged.unwrap_or(false));
     }
     control_answer(order.is_some())
+}
+
+/// Whom a fault is set on.
+enum FaultScope {
+    Kind(String),
+    Order(String),
+}
+
+fn add_fault(state: &Shared, scope: FaultScope, fault: Fault, times: Option<u32>) {
+    let rule = FaultRule { fault, left: times };
+    tracing::info!(?rule, "sandbox: fault set");
+    let mut guard = state.lock();
+    let faults = &mut guard.faults;
+    let list = match scope {
+        FaultScope::Kind(kind) => faults.by_kind.entry(kind).or_default(),
+        FaultScope::Order(order_no) => faults.by_order.entry(order_no).or_default(),
+    };
+    list.push(rule);
+}
+
+#[derive(serde::Deserialize)]
+struct FaultSpec {
+    /// The fault's name (see [`Fault::parse`]).
+    fault: String,
+    /// Milliseconds, for `latency` and `late`.
+    ms: Option<u64>,
+    /// The HTTP status, for `status` and `html`.
+    code: Option<u16>,
+    /// How many answers or notifies it spoils; absent: until cleared.
+    times: Option<u32>,
+}
+
+const PROTOCOLS: [&str; 7] = [
+    ispay::KIND,
+    igepay::KIND,
+    yinqiantong::KIND,
+    jings::KIND,
+    gatepay::KIND,
+    epay::KIND,
+    vmq::KIND,
+];
+
+fn set_fault(state: &Shared, scope: FaultScope, spec: &FaultSpec) -> (StatusCode, String) {
+    match Fault::parse(&spec.fault, spec.ms, spec.code) {
+        Ok(fault) => {
+            add_fault(state, scope, fault, spec.times);
+            (StatusCode::OK, "ok".into())
+        }
+        Err(message) => (StatusCode::BAD_REQUEST, message),
+    }
+}
+
+/// `POST /_sandbox/faults/{kind}?fault=NAME[&ms=][&code=][&times=]`.
+async fn set_kind_fault(
+    State(state): State<Shared>,
+    Path(kind): Path<String>,
+    Query(spec): Query<FaultSpec>,
+) -> impl IntoResponse {
+    if !PROTOCOLS.contains(&kind.as_str()) {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("unknown protocol `{kind}`: one of {}", PROTOCOLS.join(", ")),
+        );
+    }
+    set_fault(&state, FaultScope::Kind(kind), &spec)
+}
+
+/// `DELETE /_sandbox/faults/{kind}`: the protocol's faults end.
+async fn clear_kind_faults(
+    State(state): State<Shared>,
+    Path(kind): Path<String>,
+) -> impl IntoResponse {
+    state.lock().faults.by_kind.remove(&kind);
+    "ok"
+}
+
+/// `POST /_sandbox/orders/{no}/fault?fault=NAME[&ms=][&code=][&times=]`.
+async fn set_order_fault(
+    State(state): State<Shared>,
+    Path(order_no): Path<String>,
+    Query(spec): Query<FaultSpec>,
+) -> impl IntoResponse {
+    set_fault(&state, FaultScope::Order(order_no), &spec)
+}
+
+/// `DELETE /_sandbox/orders/{no}/fault`: the order's faults end.
+async fn clear_order_faults(
+    State(state): State<Shared>,
+    Path(order_no): Path<String>,
+) -> impl IntoResponse {
+    state.lock().faults.by_order.remove(&order_no);
+    "ok"
+}
+
+/// `GET /_sandbox/faults`: the faults in force, by protocol and by order.
+async fn list_faults(State(state): State<Shared>) -> impl IntoResponse {
+    let guard = state.lock();
+    let describe = |rules: &Vec<FaultRule>| -> Vec<serde_json::Value> {
+        rules
+            .iter()
+            .map(|r| serde_json::json!({"fault": format!("{:?}", r.fault), "left": r.left}))
+            .collect()
+    };
+    let by_kind: serde_json::Map<String, serde_json::Value> = guard
+        .faults
+        .by_kind
+        .iter()
+        .map(|(k, rules)| (k.clone(), serde_json::json!(describe(rules))))
+        .collect();
+    let by_order: serde_json::Map<String, serde_json::Value> = guard
+        .faults
+        .by_order
+        .iter()
+        .map(|(k, rules)| (k.clone(), serde_json::json!(describe(rules))))
+        .collect();
+    Json(serde_json::json!({"by_kind": by_kind, "by_order": by_order}))
 }

@@ -29,7 +29,7 @@ use crate::ledger::{
     Applied, Close, DaySummary, EventRow, HistoryChoices, HistoryFilter, Ledger, LedgerError,
     OrderRow, Totals, Update,
 };
-use crate::model::{Channel, Fen, OrderNo, ProviderState, QrPayload};
+use crate::model::{Channel, Fen, OrderNo, PaymentStatus, ProviderState, QrPayload};
 use crate::providers::{AccountStatus, CallContext, CreateStep};
 use crate::providers::{CallbackAck, CallbackRequest, Provider};
 
@@ -164,6 +164,9 @@ pub struct OrderUpdate {
     pub browser_needed: bool,
     /// Whether the status changed with this update.
     pub status_changed: bool,
+    /// Whether the order was found unfinished at start and resumed (staff see it marked
+    /// "recovered" until it ends).
+    pub recovered: bool,
 }
 
 /// What the service tells the UI or CLI.
@@ -235,6 +238,8 @@ struct Inner {
     account_checked: tokio::sync::Notify,
     /// The orders found unfinished at start, which are resumed.
     resumed: Vec<OrderNo>,
+    /// The orders resumed at start.
+    recovered: Mutex<std::collections::HashSet<OrderNo>>,
 }
 
 /// How long a charge waits for its provider's first account check (only right after start);
@@ -270,6 +275,7 @@ pub fn start(
         charge_refusals: Mutex::new(HashMap::new()),
         account_checked: tokio::sync::Notify::new(),
         resumed,
+        recovered: Mutex::new(std::collections::HashSet::new()),
     });
     let handle = ServiceHandle { inner };
     match open {
@@ -363,6 +369,11 @@ impl ServiceHandle {
     fn resume(&self, orders: Vec<OrderRow>) {
         for row in orders {
             tracing::info!(order_no = %row.order_no, status = %row.status, "resuming an order that had not ended");
+            self.inner
+                .recovered
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(row.order_no.clone());
             self.inner
                 .runtime
                 .spawn(order::resume(self.inner.clone(), row));
@@ -560,6 +571,14 @@ impl Inner {
         }
     }
 
+    /// Whether the order was resumed at start.
+    fn is_recovered(&self, order_no: &OrderNo) -> bool {
+        self.recovered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(order_no)
+    }
+
     fn emit(&self, event: Event) {
         // The receiver is gone only while the app shuts down.
         let _ = self.events.send(event);
@@ -602,9 +621,23 @@ impl Inner {
         browser_needed: bool,
     ) -> Option<Applied> {
         let key = order_no.clone();
+        let mut update = update;
+        update.raw = update.raw.map(bounded_raw);
+        let (source, reported) = (update.source, update.state.clone());
         match self.with_ledger(move |l| l.apply(&key, &update)).await {
             Ok(applied) => {
                 let changed = applied.changed_from.is_some();
+                if !changed
+                    && applied.order.status == PaymentStatus::Paid
+                    && matches!(source, "query" | "callback")
+                    && !matches!(reported, ProviderState::Paid | ProviderState::Unknown(_))
+                {
+                    // Paid is terminal: a later answer that says otherwise is kept in the
+                    // event log and shown, never applied.
+                    self.notice(format!(
+                        "订单 {order_no} 已收款，支付平台后来的回答（{reported:?}）不改变它 / order {order_no} is paid; a later {source} answer says {reported:?}: it stays paid"
+                    ));
+                }
                 if let Some(from) = applied.changed_from {
                     tracing::info!(order_no = %order_no, %from, to = %applied.order.status, "order status");
                 }
@@ -617,6 +650,7 @@ impl Inner {
                     )));
                 }
                 self.emit(Event::Order(Box::new(OrderUpdate {
+                    recovered: self.is_recovered(order_no),
                     order: applied.order.clone(),
                     browser_needed: browser_needed && qr.is_some(),
                     qr,
@@ -642,6 +676,7 @@ impl Inner {
         raw: Option<String>,
     ) {
         tracing::info!(order_no = %order_no, kind, "{detail}");
+        let raw = raw.map(bounded_raw);
         let key = order_no.clone();
         let result = self
             .with_ledger(move |l| {
@@ -651,6 +686,7 @@ impl Inner {
             .await;
         match result {
             Ok(Some(order)) => self.emit(Event::Order(Box::new(OrderUpdate {
+                recovered: self.is_recovered(&order.order_no),
                 order,
                 qr: None,
                 browser_needed: false,
@@ -895,6 +931,8 @@ impl Inner {
                     "callback refused: {err}: {}",
                     crate::providers::wire::excerpt(&raw)
                 );
+                self.refused_callback(provider_id, &request, &err.to_string(), raw)
+                    .await;
                 return Some(provider.callback_ack(false));
             }
         };
@@ -903,7 +941,11 @@ impl Inner {
         let order = match self.with_ledger(move |l| l.get(&key)).await {
             Ok(Some(order)) if order.provider_id == provider_id => order,
             Ok(_) => {
-                tracing::warn!(provider = provider_id, order_no = %order_no, "callback for an order this till does not have: ignored");
+                // No row is made for it: the raw callback goes to the log, staff are told.
+                tracing::warn!(provider = provider_id, order_no = %order_no, "callback for an order this till does not have: ignored: {}", crate::providers::wire::excerpt(&raw));
+                self.notice(format!(
+                    "收到本机没有的订单 {order_no} 的回调，已忽略 / a notify from {provider_id} for order {order_no}, which this till does not have, was ignored"
+                ));
                 return Some(provider.callback_ack(false));
             }
             Err(err) => {
@@ -949,6 +991,70 @@ impl Inner {
         self.wake(&order_no, order::WatchCommand::Refresh);
         Some(provider.callback_ack(true))
     }
+}
+
+impl Inner {
+    /// A callback whose signature (or form) did not check out: it changes nothing, but the
+    /// order it names (if this till has it) keeps it in its event log, and staff are told.
+    async fn refused_callback(
+        &self,
+        provider_id: &str,
+        request: &CallbackRequest,
+        why: &str,
+        raw: String,
+    ) {
+        // Unverified: only used to find where to file it, never to change the order.
+        let candidates: Vec<OrderNo> = request
+            .params()
+            .into_iter()
+            .filter_map(|(_, value)| OrderNo::new(&value).ok())
+            .collect();
+        let owner = provider_id.to_string();
+        let claimed = self
+            .with_ledger(move |l| {
+                for candidate in &candidates {
+                    if let Some(order) = l.get(candidate)?
+                        && order.provider_id == owner
+                    {
+                        return Ok(Some(order.order_no));
+                    }
+                }
+                Ok(None)
+            })
+            .await
+            .ok()
+            .flatten();
+        match claimed {
+            Some(order_no) => {
+                self.note(
+                    &order_no,
+                    "callback",
+                    format!("回调验证失败，已拒绝，不算收款 / a notify was refused, it does not count as paid: {why}"),
+                    Some(raw),
+                )
+                .await;
+                self.notice(format!(
+                    "订单 {order_no} 收到验证失败的回调，已拒绝 / a notify for order {order_no} failed its check and was refused: {why}"
+                ));
+            }
+            None => self.notice(format!(
+                "{provider_id} 的回调验证失败，已拒绝 / a notify from {provider_id} failed its check and was refused: {why}"
+            )),
+        }
+    }
+}
+
+/// The most of a provider's raw answer kept in an order's event log: enough to read what
+/// it said, not megabytes of an error page.
+const MAX_RAW_CHARS: usize = 16 * 1024;
+
+/// `raw`, cut to [`MAX_RAW_CHARS`] with a mark saying how long it was.
+fn bounded_raw(raw: String) -> String {
+    if raw.chars().nth(MAX_RAW_CHARS).is_none() {
+        return raw;
+    }
+    let kept: String = raw.chars().take(MAX_RAW_CHARS).collect();
+    format!("{kept}… [cut: {} bytes in all]", raw.len())
 }
 
 /// The create description of a stored order (to rebuild a payer's form).

@@ -85,6 +85,7 @@ pub async fn charge(inner: Arc<Inner>, order_no: OrderNo, request: ChargeRequest
         qr: None,
         browser_needed: false,
         status_changed: true,
+        recovered: false,
     })));
     let create = CreateOrder {
         order_no: order_no.clone(),
@@ -507,7 +508,21 @@ impl Watch {
                     self.provider_order_id.clone_from(&report.provider_order_id);
                 }
                 let moves = order.status.apply(&report.state).is_some();
-                if !(moves || qr_new || code_new || learns_id || recovered || asked) {
+                // A notify may have paid the order while this answer was on its way: an
+                // answer that says otherwise is then recorded (and shown), never dropped.
+                let contradicts_paid = report.state != ProviderState::Paid
+                    && self
+                        .current()
+                        .await
+                        .is_some_and(|now| now.status == PaymentStatus::Paid);
+                if !(moves
+                    || qr_new
+                    || code_new
+                    || learns_id
+                    || recovered
+                    || asked
+                    || contradicts_paid)
+                {
                     return;
                 }
                 self.last_code = Some(report.raw_code.clone());
@@ -521,6 +536,11 @@ impl Watch {
                     }
                     _ => format!("provider state {}", report.raw_code),
                 };
+                let still_open = matches!(
+                    report.state,
+                    ProviderState::Pending | ProviderState::Confirming
+                );
+                let reported = report.state.clone();
                 let mut update = Update::new("query", report.state.clone(), detail, now_ms());
                 update.raw = Some(response.body_text());
                 update.provider_order_id = report.provider_order_id;
@@ -537,6 +557,31 @@ impl Watch {
                         if qr_new { report.qr } else { None },
                     )
                     .await;
+                if let ProviderState::Unknown(code) = &reported
+                    && code_new
+                {
+                    // Shown on the QR screen: the till does not guess what a new code means.
+                    self.inner
+                        .note(
+                            &self.order_no,
+                            "query",
+                            format!(
+                                "支付平台返回不明状态 {code}，订单保持不变 / the provider answered an unknown state {code}: the order is left as it is"
+                            ),
+                            None,
+                        )
+                        .await;
+                } else if recovered && still_open {
+                    // Replaces the failure message staff were shown.
+                    self.inner
+                        .note(
+                            &self.order_no,
+                            "query",
+                            "支付平台恢复应答 / the provider answers again".into(),
+                            None,
+                        )
+                        .await;
+                }
             }
             Ok(QueryOutcome::NotFound { message }) => {
                 if order.status == PaymentStatus::Creating && self.provider_order_id.is_none() {

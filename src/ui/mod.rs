@@ -152,6 +152,16 @@ fn status_bar(ui: &mut egui::Ui, state: &TillState) {
                 ))
                 .strong(),
             );
+            if let Some(recovered) = state.recovered_text() {
+                // Orders from before a restart, still being followed: staff must know they
+                // are open even though the till shows no QR for them.
+                ui.separator();
+                ui.label(
+                    RichText::new(recovered)
+                        .strong()
+                        .color(ui.visuals().warn_fg_color),
+                );
+            }
             if let Some(notice) = state.notices.last() {
                 ui.separator();
                 ui.label(RichText::new(notice).color(ui.visuals().warn_fg_color));
