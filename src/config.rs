@@ -471,7 +471,9 @@ mod tests {
         assert!(debug.contains("main"), "Debug shows the config: {debug}");
         assert!(!debug.contains(KEY), "Debug shows the key: {debug}");
         // A panic that formats the config (as `expect` on it would) does not carry the key.
-        let caught = std::panic::catch_unwind(|| panic!("config was {config:?}"));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            panic!("config was {config:?}")
+        }));
         let payload = caught.expect_err("it panicked");
         let message = payload
             .downcast_ref::<String>()

@@ -105,7 +105,8 @@ fn paid_sale(config: &Path, data: &Path, base: &str, provider: &str, amount: &st
     let done = expect_done(&mut charge, &order_no);
     assert_eq!(done["status"], "paid", "{done}");
     assert_eq!(charge.wait(), 0, "exit code of a paid charge");
-    format!("{}\n{}", charge.seen.join("\n"), charge.stderr_text())
+    let stderr = charge.stderr_text();
+    format!("{}\n{stderr}", charge.seen.join("\n"))
 }
 
 #[test]
