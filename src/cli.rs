@@ -227,7 +227,9 @@ pub async fn start_till(paths: &Paths, repaint: RepaintSlot) -> Result<Till, Cli
         (Config::load(&paths.config)?, None)
     };
     let ledger_path = paths.ledger(demo);
-    let ledger = Ledger::open(&ledger_path)?;
+    let ledger = Ledger::open_for_till(&ledger_path)?;
+    let mut warnings = config.warnings.clone();
+    warnings.extend(keep_backups(&ledger_path, config.day_start).await);
     let socket = if config.listener.enabled {
         match service::listener::bind(config.listener.listen).await {
             Ok(socket) => Some(socket),
@@ -278,7 +280,7 @@ pub async fn start_till(paths: &Paths, repaint: RepaintSlot) -> Result<Till, Cli
         None => None,
     };
     let listener = listener_handle.as_ref().map(|l| l.addr);
-    let warnings = reachability_warnings(&config, listener, demo);
+    warnings.extend(reachability_warnings(&config, listener, demo));
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
@@ -302,6 +304,42 @@ impl Till {
             listener.shutdown(Duration::from_secs(3)).await;
         }
     }
+}
+
+/// Makes the current business day's backup of the ledger now (a failure is a warning for
+/// staff, not a stop), then checks hourly for as long as the runtime runs, so a till left on
+/// overnight still gets one a day. The copy runs off the async threads.
+async fn keep_backups(ledger: &std::path::Path, day_start: chrono::NaiveTime) -> Option<String> {
+    let backup = move |ledger: PathBuf| async move {
+        let day = crate::day::business_date(&chrono::Local, service::now_ms(), day_start);
+        tokio::task::spawn_blocking(move || crate::ledger::survive::daily_backup(&ledger, day))
+            .await
+            .map_err(|err| format!("the ledger backup stopped: {err}"))
+            .and_then(|done| done.map_err(|err| err.to_string()))
+    };
+    let first = match backup(ledger.to_path_buf()).await {
+        Ok(made) => {
+            if let Some(file) = made {
+                tracing::info!(file = %file.display(), "ledger backed up");
+            }
+            None
+        }
+        Err(err) => Some(format!("账本备份失败 / {err}")),
+    };
+    let ledger = ledger.to_path_buf();
+    tokio::spawn(async move {
+        let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+        hourly.tick().await;
+        loop {
+            hourly.tick().await;
+            match backup(ledger.clone()).await {
+                Ok(Some(file)) => tracing::info!(file = %file.display(), "ledger backed up"),
+                Ok(None) => {}
+                Err(err) => tracing::warn!("{err}"),
+            }
+        }
+    });
+    first
 }
 
 /// Providers that report payment only by notify need a listener the provider can reach.
@@ -653,6 +691,9 @@ fn open_books(paths: &Paths) -> Result<Books, CliError> {
         (crate::day::MIDNIGHT, "demo".to_string())
     } else {
         let config = Config::load(&paths.config)?;
+        for warning in &config.warnings {
+            eprintln!("warning: {warning}");
+        }
         (config.day_start, config.operator)
     };
     Ok(Books {

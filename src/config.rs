@@ -1,7 +1,9 @@
 //! The config file (TOML) → a validated [`Config`], and where files live.
 //!
 //! Invariant: every refusal names the file and the key and says what is allowed; a merchant
-//! key goes straight into a provider's `Secret` and is never part of an error message.
+//! key goes straight into a provider's `Secret` and is never part of an error message. The
+//! file holds merchant keys, so qrtill writes it readable by its owner only ([`write_private`])
+//! and warns, without refusing, about one that others can read.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -79,6 +81,8 @@ pub struct Config {
     pub listener: ListenerConfig,
     /// The provider accounts, in file order.
     pub providers: Vec<Arc<dyn Provider>>,
+    /// Problems with the file that do not stop the till (e.g. others can read it), for staff.
+    pub warnings: Vec<String>,
 }
 
 impl Config {
@@ -101,6 +105,7 @@ impl Config {
             message,
         })?;
         config.path = Some(path.to_path_buf());
+        config.warnings.extend(permission_warning(path));
         Ok(config)
     }
 
@@ -211,8 +216,70 @@ impl Config {
             day_start,
             listener,
             providers,
+            warnings: Vec::new(),
         })
     }
+}
+
+/// A warning when the config file at `path` can be read by its group or by others: it holds
+/// merchant keys. Says the file, its mode and the fix. `None` when only the owner can read it
+/// (and on systems without Unix permissions).
+pub fn permission_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "配置文件 {path} 含商户密钥，但其他用户可读 (权限 {mode:03o})，请运行 chmod 600 {path} / \
+                 the config file {path} holds merchant keys and other users can read it \
+                 (mode {mode:03o}): run `chmod 600 {path}`",
+                path = path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// Writes a config file (or any file holding merchant keys) readable and writable by its owner
+/// only: created with mode 0600 on Unix, an existing file narrowed to 0600 before the text goes
+/// in, and replaced whole through a temporary file beside it so a crash never leaves half a
+/// config.
+///
+/// # Errors
+/// A [`ConfigError`] naming the file when it cannot be written.
+pub fn write_private(path: &Path, text: &str) -> Result<(), ConfigError> {
+    use std::io::Write as _;
+    let fail = |err: std::io::Error| ConfigError {
+        path: path.display().to_string(),
+        message: format!("cannot write it: {err}"),
+    };
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let temp = path.with_file_name(name);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&temp).map_err(fail)?;
+    // A leftover temporary file keeps its old mode through `open`: narrow it first.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(fail)?;
+    }
+    file.write_all(text.as_bytes()).map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    drop(file);
+    std::fs::rename(&temp, path).map_err(fail)
 }
 
 fn ids(providers: &[Arc<dyn Provider>]) -> String {
@@ -378,5 +445,86 @@ impl Paths {
         } else {
             "ledger.sqlite3"
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    const KEY: &str = "Kq9-config-debug-key-never-shown";
+
+    fn config_text() -> String {
+        format!(
+            "[[provider]]\nid = \"main\"\nkind = \"ispay\"\nbase_url = \"https://pay.example\"\n\
+             userid = \"10001\"\nkey = \"{KEY}\"\n\n[[provider]]\nid = \"second\"\nkind = \"epay\"\n\
+             base_url = \"https://epay.example\"\npid = \"1000\"\nkey = \"{KEY}\"\n"
+        )
+    }
+
+    #[test]
+    fn debug_and_panic_messages_hide_the_key() {
+        let config = Config::parse(&config_text()).unwrap();
+        let debug = format!("{config:?} {:#?}", config.providers);
+        assert!(debug.contains("main"), "Debug shows the config: {debug}");
+        assert!(!debug.contains(KEY), "Debug shows the key: {debug}");
+        // A panic that formats the config (as `expect` on it would) does not carry the key.
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            panic!("config was {config:?}")
+        }));
+        let payload = caught.expect_err("it panicked");
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(message.starts_with("config was Config"), "{message}");
+        assert!(
+            !message.contains(KEY),
+            "panic message shows the key: {message}"
+        );
+    }
+
+    #[test]
+    fn written_owner_only_and_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        // An existing, world-readable file is narrowed when replaced.
+        std::fs::write(&path, "old").unwrap();
+        write_private(&path, &config_text()).unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.default_provider, "main");
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        assert!(permission_warning(&path).is_none());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        assert!(!dir.path().join("config.toml.tmp").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn readable_by_others_is_warned_about_not_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config_text()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        let warning = &config.warnings[0];
+        let shown = path.display().to_string();
+        assert!(warning.contains(&shown), "{warning}");
+        assert!(warning.contains("644"), "{warning}");
+        assert!(warning.contains("chmod 600"), "{warning}");
+        assert!(!warning.contains(KEY), "{warning}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(permission_warning(&path).is_some_and(|w| w.contains("640")));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Config::load(&path).unwrap().warnings.is_empty());
     }
 }

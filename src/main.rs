@@ -14,35 +14,94 @@ use qrtill::config::Paths;
 fn main() {
     let args = Cli::parse();
     let gui = args.command.is_none();
-    init_logging(gui);
-    let code = match run(args) {
+    let paths = Paths::resolve(args.config.clone(), args.data_dir.clone());
+    // The simulator keeps no books: it writes nothing into a data folder.
+    let log_dir = (!matches!(args.command, Some(Command::Sandbox { .. })))
+        .then(|| paths.data_dir.join("logs"));
+    // Held until the process ends: dropping it flushes the log file.
+    let log_guard = init_logging(gui, log_dir.as_deref());
+    let code = match run(args, &paths) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("qrtill: {err}");
             err.exit_code()
         }
     };
+    // `exit` runs no destructors: flush the log file first.
+    drop(log_guard);
     std::process::exit(code);
 }
 
-fn init_logging(gui: bool) {
-    // Logs go to stderr so that `--json` output on stdout stays clean.
-    let default = if gui {
-        "qrtill=info,warn"
-    } else {
-        "qrtill=warn,warn"
+/// How many daily log files are kept in `<data dir>/logs`.
+const LOG_FILES_KEPT: usize = 14;
+
+/// Logs to stderr (so that `--json` output on stdout stays clean) and, when `log_dir` is
+/// given, to a daily file there (`qrtill.YYYY-MM-DD.log`, the newest [`LOG_FILES_KEPT`]
+/// kept) written by a background thread so a slow disk never stalls the till. `RUST_LOG`
+/// sets both; otherwise the file records info for the till and the commands alike, while the
+/// commands keep stderr to warnings. Nothing logged carries a secret (see `secret.rs`).
+fn init_logging(
+    gui: bool,
+    log_dir: Option<&std::path::Path>,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let filter = |default: &str| {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_filter(filter(if gui {
+            "qrtill=info,warn"
+        } else {
+            "qrtill=warn,warn"
+        }));
+    let mut trouble = None;
+    let file = log_dir.and_then(|dir| {
+        let appender = tracing_appender::rolling::RollingFileAppender::builder()
+            .rotation(tracing_appender::rolling::Rotation::DAILY)
+            .filename_prefix("qrtill")
+            .filename_suffix("log")
+            .max_log_files(LOG_FILES_KEPT)
+            .build(dir);
+        match appender {
+            Ok(appender) => Some(tracing_appender::non_blocking(appender)),
+            Err(err) => {
+                trouble = Some(format!(
+                    "cannot write the log file in {}: {err}; logging to stderr only",
+                    dir.display()
+                ));
+                None
+            }
+        }
+    });
+    let (file_layer, guard) = match file {
+        Some((writer, guard)) => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
+                    .with_ansi(false)
+                    .with_filter(filter("qrtill=info,warn")),
+            ),
+            Some(guard),
+        ),
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(file_layer)
         .init();
+    if let Some(trouble) = trouble {
+        tracing::warn!("{trouble}");
+    }
+    guard
 }
 
-fn run(args: Cli) -> Result<i32, CliError> {
-    let paths = Paths::resolve(args.config, args.data_dir);
+fn run(args: Cli, paths: &Paths) -> Result<i32, CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("qrtill-io")
@@ -50,14 +109,14 @@ fn run(args: Cli) -> Result<i32, CliError> {
         .build()
         .map_err(|err| CliError::Other(format!("cannot start the async runtime: {err}")))?;
     match args.command {
-        None => run_window(&runtime, &paths),
-        Some(Command::Charge(charge)) => runtime.block_on(cli::charge(&paths, charge)),
-        Some(Command::Resume { json }) => runtime.block_on(cli::resume(&paths, json)),
-        Some(Command::Status { order_no, json }) => cli::status(&paths, &order_no, json),
-        Some(Command::History { date, json }) => cli::history(&paths, date.as_deref(), json),
-        Some(Command::Report { date, json }) => cli::report(&paths, date.as_deref(), json),
-        Some(Command::Close { json }) => cli::close(&paths, json),
-        Some(Command::Closes { json }) => cli::closes(&paths, json),
+        None => run_window(&runtime, paths),
+        Some(Command::Charge(charge)) => runtime.block_on(cli::charge(paths, charge)),
+        Some(Command::Resume { json }) => runtime.block_on(cli::resume(paths, json)),
+        Some(Command::Status { order_no, json }) => cli::status(paths, &order_no, json),
+        Some(Command::History { date, json }) => cli::history(paths, date.as_deref(), json),
+        Some(Command::Report { date, json }) => cli::report(paths, date.as_deref(), json),
+        Some(Command::Close { json }) => cli::close(paths, json),
+        Some(Command::Closes { json }) => cli::closes(paths, json),
         Some(Command::Export {
             from,
             to,
@@ -70,7 +129,7 @@ fn run(args: Cli) -> Result<i32, CliError> {
                 // clap requires --from with --to, or --close.
                 _ => return Err(CliError::Usage("give --from and --to, or --close".into())),
             };
-            cli::export(&paths, &what, &out)
+            cli::export(paths, &what, &out)
         }
         Some(Command::Sandbox {
             listen,
@@ -82,7 +141,14 @@ fn run(args: Cli) -> Result<i32, CliError> {
 
 fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, CliError> {
     let slot: RepaintSlot = Arc::new(OnceLock::new());
-    let till = runtime.block_on(cli::start_till(paths, slot.clone()))?;
+    let till = match runtime.block_on(cli::start_till(paths, slot.clone())) {
+        Ok(till) => till,
+        Err(err) => {
+            // Started from a desktop icon nobody sees stderr: say it in a window too.
+            show_start_error(&err.to_string());
+            return Err(err);
+        }
+    };
     let Some(provider) = till.config.provider(&till.config.default_provider).cloned() else {
         return Err(CliError::Usage("no provider configured".into()));
     };
@@ -137,4 +203,43 @@ fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, C
     )
     .map_err(|err| CliError::Other(format!("cannot open the window: {err}")))?;
     Ok(0)
+}
+
+/// The till could not start (ledger in use by another till, damaged, disk full, bad config):
+/// a small window with the message and a close button.
+fn show_start_error(message: &str) {
+    struct StartError(String);
+    impl eframe::App for StartError {
+        fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+            egui::CentralPanel::default_margins().show(ui, |ui| {
+                ui.heading("qrtill 无法启动 / qrtill cannot start");
+                ui.add_space(12.0);
+                ui.label(egui::RichText::new(&self.0).size(18.0));
+                ui.add_space(16.0);
+                if ui.button("关闭 / Close").clicked() {
+                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+            });
+        }
+    }
+    let options = eframe::NativeOptions {
+        renderer: eframe::Renderer::Glow,
+        viewport: egui::ViewportBuilder::default()
+            .with_title("qrtill")
+            .with_app_id("qrtill")
+            .with_inner_size([640.0, 320.0]),
+        ..Default::default()
+    };
+    let text = message.to_string();
+    let shown = eframe::run_native(
+        "qrtill-start-error",
+        options,
+        Box::new(move |cc| {
+            qrtill::app::fonts::install(&cc.egui_ctx);
+            Ok(Box::new(StartError(text)))
+        }),
+    );
+    if let Err(err) = shown {
+        tracing::warn!("cannot show the start-up error in a window: {err}");
+    }
 }

@@ -11,10 +11,14 @@
 //!   or paid inside a window that is already closed: `created_at` and `paid_at` are never
 //!   earlier than the end of the last close. A payment recorded while a close runs (its
 //!   answer timed a few ms before the close, its write queued behind it) therefore falls into
-//!   the next close instead of being missed by both.
+//!   the next close instead of being missed by both;
+//! - one till process per ledger, a checked file at start and daily backups ([`survive`]);
+//!   a full disk or a locked file is a [`LedgerError`] with words for staff, never a panic,
+//!   and a write that failed changed nothing (every write is one transaction).
 
 mod report;
 mod schema;
+pub mod survive;
 
 use std::path::Path;
 
@@ -32,7 +36,61 @@ use crate::model::{Channel, Fen, OrderNo, PaymentStatus, ProviderState};
 pub enum LedgerError {
     /// SQLite refused.
     #[error("ledger database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+    /// The disk (or the database's size limit) is full: nothing was written.
+    #[error(
+        "磁盘已满，账本无法写入 / the disk holding the ledger is full: nothing was written; \
+         free some space and try again"
+    )]
+    DiskFull,
+    /// Another program holds the database's write lock longer than the busy timeout.
+    #[error(
+        "账本被其他程序锁定 / the ledger is locked by another program (a second qrtill, a \
+         backup tool or a database viewer): nothing was written; close that program and try again"
+    )]
+    Busy,
+    /// Another till process uses this ledger.
+    #[error(
+        "账本正被另一个 qrtill 使用 / the ledger {path} is in use by another qrtill{}: \
+         only one till may run per ledger; close the other one first",
+        pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    InUse {
+        /// The ledger file.
+        path: String,
+        /// The other process, when its lock file says.
+        pid: Option<u32>,
+    },
+    /// The integrity check failed.
+    #[error(
+        "账本文件已损坏 / the ledger {path} failed its integrity check ({report}): qrtill will \
+         not use it. Close qrtill, move this file (and any -wal/-shm beside it) aside, and copy \
+         the newest backup from {backups} in its place under the same name"
+    )]
+    Damaged {
+        /// The ledger file.
+        path: String,
+        /// What SQLite found.
+        report: String,
+        /// The backups folder.
+        backups: String,
+    },
+    /// A daily backup could not be made.
+    #[error("cannot write the ledger backup {path}: {message}")]
+    Backup {
+        /// The backup file (or folder).
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// A file beside the ledger (its lock file) could not be used.
+    #[error("cannot use {path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
     /// The file could not be opened.
     #[error("cannot open the ledger {path}: {source}")]
     Open {
@@ -65,6 +123,19 @@ pub enum LedgerError {
         /// The time of the refused close, Unix ms.
         now: i64,
     },
+}
+
+impl From<rusqlite::Error> for LedgerError {
+    /// SQLite's full-disk and lock codes become messages staff can act on.
+    fn from(err: rusqlite::Error) -> Self {
+        match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => LedgerError::DiskFull,
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                LedgerError::Busy
+            }
+            _ => LedgerError::Sqlite(err),
+        }
+    }
 }
 
 /// One order as stored.
@@ -225,9 +296,11 @@ pub struct Totals {
     pub total: Fen,
 }
 
-/// The ledger: one SQLite connection.
+/// The ledger: one SQLite connection (and, for a till, its claim on the file).
 pub struct Ledger {
     conn: Connection,
+    /// Held for as long as a till uses this ledger (see [`Ledger::open_for_till`]).
+    _till_lock: Option<survive::TillLock>,
 }
 
 const ORDER_COLUMNS: &str = "order_no, provider_id, provider_kind, channel, amount_fen, payable_fen, \
@@ -251,6 +324,26 @@ impl Ledger {
         Self::init(conn)
     }
 
+    /// Opens the ledger for a till: claims it for this process (one till per ledger), checks
+    /// its integrity, then opens it as [`Ledger::open`] does. The claim lasts as long as the
+    /// returned ledger.
+    ///
+    /// # Errors
+    /// [`LedgerError::InUse`] when another till runs on it, [`LedgerError::Damaged`] when the
+    /// check fails, or what [`Ledger::open`] returns.
+    pub fn open_for_till(path: &Path) -> Result<Self, LedgerError> {
+        let lock = survive::lock(path)?;
+        let conn = Connection::open(path).map_err(|source| LedgerError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        survive::check(&conn, path)?;
+        let mut ledger = Self::init(conn)?;
+        ledger._till_lock = Some(lock);
+        Ok(ledger)
+    }
+
     /// An in-memory ledger, for tests.
     ///
     /// # Errors
@@ -265,7 +358,10 @@ impl Ledger {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut ledger = Ledger { conn };
+        let mut ledger = Ledger {
+            conn,
+            _till_lock: None,
+        };
         ledger.migrate()?;
         Ok(ledger)
     }
@@ -570,6 +666,27 @@ impl Ledger {
             count,
             total: Fen(total),
         })
+    }
+
+    /// Caps the database at `pages` pages (4 KiB each) on this connection, as a full disk
+    /// would: a write that needs more fails with [`LedgerError::DiskFull`]. For tests of the
+    /// full-disk path without filling a disk.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn limit_size(&self, pages: i64) -> Result<(), LedgerError> {
+        self.conn.pragma_update(None, "max_page_count", pages)?;
+        Ok(())
+    }
+
+    /// The database's size in pages.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub fn page_count(&self) -> Result<i64, LedgerError> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "page_count", |row| row.get(0))?)
     }
 
     /// `PRAGMA integrity_check` says `ok`.
