@@ -102,9 +102,9 @@ pub fn serve_with(
         .route("/pay/{order_no}", get(bridge))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn(move |request, next| {
-            read_body_within(limits.body, request, next)
-        }))
+        .layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| read_body_within(limits.body, request, next),
+        ))
         .with_state(service);
     let socket = ShortLived {
         socket,
