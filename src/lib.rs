@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod day;
 pub mod export;
+pub mod frames;
 pub mod ledger;
 pub mod model;
 pub mod providers;

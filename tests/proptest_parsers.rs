@@ -716,8 +716,14 @@ fn change_one_char(text: &str, at: usize, replacement: char) -> String {
     }
     let at = at % chars.len();
     let mut changed = chars.clone();
-    changed[at] = if chars[at] == replacement {
-        if replacement == 'x' { 'y' } else { 'x' }
+    // A change of letter case only is no change for a hex signature (compared without case),
+    // so the replacement always differs beyond case.
+    changed[at] = if chars[at].eq_ignore_ascii_case(&replacement) {
+        if chars[at].eq_ignore_ascii_case(&'x') {
+            'y'
+        } else {
+            'x'
+        }
     } else {
         replacement
     };

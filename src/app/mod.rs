@@ -6,7 +6,6 @@
 //! screen needs (the countdown, the paid screen's return).
 
 pub mod fonts;
-pub mod frames;
 pub mod history;
 pub mod state;
 
@@ -27,7 +26,7 @@ pub struct TillApp {
     service: ServiceHandle,
     events: EventReceiver,
     textures: ui::QrTextures,
-    frames: Option<frames::FrameLog>,
+    frames: Option<crate::frames::FrameLog>,
 }
 
 impl TillApp {
@@ -47,7 +46,7 @@ impl TillApp {
             service,
             events,
             textures: ui::QrTextures::default(),
-            frames: frames::FrameLog::from_env(),
+            frames: crate::frames::FrameLog::from_env(),
         }
     }
 

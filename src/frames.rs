@@ -3,6 +3,9 @@
 //! previous frame, drawing and painting included, vsync wait excluded). The Xvfb scripts read
 //! it to report frame rates and times; unset, it costs nothing.
 //!
+//! It lives outside `app` because it writes a file: one small write per frame, only when
+//! asked for, which a measurement run accepts and a till in a shop never pays for.
+//!
 //! Invariant: a failing log never disturbs the till: the first write error turns it off.
 
 use std::fs::File;
