@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Real-window check of the history screen with a busy day: fills a demo ledger with ORDERS
 # orders on yesterday's business day (examples/busy_day.rs), opens qrtill under Xvfb, goes
-# to the history (F2, then ← to yesterday), and scrolls the whole day's table: first with
-# the mouse wheel, then row by row with ↓ held. The till's frame log (QRTILL_FRAME_LOG)
+# to the history (F2, then ← to yesterday), and scrolls the day's table: about 1,000 rows
+# with the mouse wheel, then 400 rows one by one with ↓ held. The till's frame log (QRTILL_FRAME_LOG)
 # gives every frame's time; the script prints the frames drawn while scrolling, their
 # median / p99 / worst time and the frames per second, and screenshots the table.
 #
@@ -50,6 +50,8 @@ xdotool windowfocus "$WIN"; sleep 0.2
 xdotool key F2; sleep 0.5
 xdotool key Left; sleep 1.5
 import -window root "$OUT/history-top.png"
+# Let the X server finish the screenshot before measuring (it stalls the window's buffer swap).
+sleep 1
 
 # Mouse wheel over the table: 300 notches, 20 ms apart (a fast flick, repeated).
 eval "$(xdotool getwindowgeometry --shell "$WIN")"
@@ -60,10 +62,12 @@ xdotool click --repeat 300 --delay 20 5
 sleep 0.5
 W1=$(mark)
 import -window root "$OUT/history-wheel.png"
+sleep 1
 # ↓ held: 400 rows at the keyboard's repeat rate (about 30 a second).
 xdotool key --repeat 400 --delay 33 Down
 sleep 0.5
 W2=$(mark)
+sleep 0.5
 import -window root "$OUT/history-keys.png"
 
 python3 - "$FRAMES" "$W0" "$W1" "$W2" "$ORDERS" <<'PY'
