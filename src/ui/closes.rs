@@ -172,14 +172,14 @@ fn range_export(ui: &mut egui::Ui, state: &mut TillState) {
     let from = ui.add(
         egui::TextEdit::singleline(&mut state.history.range_from)
             .hint_text(from_hint)
-            .desired_width(110.0),
+            .desired_width(140.0),
     );
     enter |= from.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
     ui.label(state.t("到", "to"));
     let to = ui.add(
         egui::TextEdit::singleline(&mut state.history.range_to)
             .hint_text(today.to_string())
-            .desired_width(110.0),
+            .desired_width(140.0),
     );
     enter |= to.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
     let clicked = ui.button(state.t("导出 CSV", "Export CSV")).clicked();
