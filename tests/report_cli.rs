@@ -2,7 +2,8 @@
 //! `qrtill charge --json` against `qrtill sandbox` (paid on three channels, one expired, one
 //! cancelled), all in one data folder with `day_start = "04:00"`; then the same sales must
 //! show up identically in `history --json`, `report --json`, `close --json`, `closes --json`
-//! and the CSV of `export --from/--to` and `export --close`. Bad dates, a reversed range and
+//! and the CSV of `export --from/--to` and `export --close`, and in the till's history screen
+//! (egui_kittest) on the same ledger. Bad dates, a reversed range and
 //! an unknown close exit 2; a bad `day_start` in the config exits 2 naming the key.
 //!
 //! Every child is killed when its guard drops, every wait is bounded by the test's budget,
@@ -189,6 +190,77 @@ fn groups(value: &Value) -> Vec<(String, i64, String)> {
         .collect()
 }
 
+/// Opens the till's history screen (egui_kittest, F2) on the ledger the sales were written
+/// to, and finds every order number, each outcome's count and the day's paid figures as the
+/// report gave them.
+fn history_screen_shows(data: &Path, by_no: &BTreeMap<String, &Value>) {
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable as _;
+    use qrtill::app::TillApp;
+    use qrtill::app::state::TillState;
+    use qrtill::service::{self, ServiceConfig};
+    use std::time::Instant;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ledger = qrtill::ledger::Ledger::open(&data.join("ledger.sqlite3")).unwrap();
+    let (service, events) = runtime.block_on(async {
+        let config = ServiceConfig {
+            providers: Vec::new(),
+            order_timeout: Duration::from_secs(300),
+            late_grace: Duration::from_secs(60),
+            demo: false,
+            sandbox_control: None,
+            notify_base: "http://127.0.0.1:9".into(),
+            public_url: None,
+            day_start: qrtill::day::parse_day_start("04:00").unwrap(),
+        };
+        service::start(
+            tokio::runtime::Handle::current(),
+            ledger,
+            config,
+            std::sync::Arc::new(|| {}),
+        )
+        .unwrap()
+    });
+    let state = TillState::new(
+        "demo-ispay",
+        "demo",
+        qrtill::model::Channel::ALL.to_vec(),
+        true,
+    );
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1100.0, 760.0))
+        .build_eframe(move |cc| TillApp::new(&cc.egui_ctx, state, service, events));
+    harness.step();
+    harness.key_press(egui::Key::F2);
+    let mut wanted: Vec<String> = by_no.keys().cloned().collect();
+    wanted.extend(
+        ["已付 3 笔 · ¥15.35", "过期 1", "已取消 1", "未付 0"]
+            .iter()
+            .map(ToString::to_string),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        harness.step();
+        let missing: Vec<&String> = wanted
+            .iter()
+            .filter(|w| harness.query_all_by_label_contains(w).next().is_none())
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the history screen never showed {missing:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_day_of_sales_shows_up_identically_everywhere() {
     start_budget();
@@ -254,6 +326,8 @@ fn a_day_of_sales_shows_up_identically_everywhere() {
         assert_eq!(order["paid"], done["paid"], "{order}");
     }
     assert_eq!(history["paid_total"], "15.35");
+    // … and so does the history screen of the till on the same ledger.
+    history_screen_shows(&setup.data, &by_no);
 
     // The close holds the same money, counted by payment time.
     let close = setup.json(&["close", "--json"]);
