@@ -167,42 +167,34 @@ fn confirmation(ui: &mut egui::Ui, state: &mut TillState, preview: &Close) {
 fn range_export(ui: &mut egui::Ui, state: &mut TillState) {
     let today = state.today();
     ui.label(state.t("导出日期范围 从", "Export days from"));
-    let mut enter = false;
-    let from_hint = month_start(today).to_string();
-    let from = ui.add(
-        egui::TextEdit::singleline(&mut state.history.range_from)
-            .hint_text(from_hint)
-            .desired_width(140.0),
-    );
-    enter |= from.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+    let mut enter = date_field(ui, &mut state.history.range_from, month_start(today));
     ui.label(state.t("到", "to"));
-    let to = ui.add(
-        egui::TextEdit::singleline(&mut state.history.range_to)
-            .hint_text(today.to_string())
-            .desired_width(140.0),
-    );
-    enter |= to.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+    enter |= date_field(ui, &mut state.history.range_to, today);
     let clicked = ui.button(state.t("导出 CSV", "Export CSV")).clicked();
     if !(enter || clicked) {
         return;
     }
     if let Err(err) = state.history.export_range(today) {
+        let not_a_date = |field: &str, text: &str, empty: &str| {
+            format!(
+                "{field} `{text}` {} ({}{empty})",
+                state.t(
+                    "不是日期, 请按 YYYY-MM-DD 输入",
+                    "is not a date: type YYYY-MM-DD"
+                ),
+                state.t("留空为", "empty: "),
+            )
+        };
         let message = match err {
-            RangeError::From(text) => format!(
-                "{} `{text}` {}",
+            RangeError::From(text) => not_a_date(
                 state.t("起始日期", "The first day"),
-                state.t(
-                    "不是日期, 请按 YYYY-MM-DD 输入 (留空为本月 1 日)",
-                    "is not a date: type YYYY-MM-DD (empty: the month's first day)"
-                )
+                &text,
+                state.t("本月 1 日", "the month's first day"),
             ),
-            RangeError::To(text) => format!(
-                "{} `{text}` {}",
+            RangeError::To(text) => not_a_date(
                 state.t("结束日期", "The last day"),
-                state.t(
-                    "不是日期, 请按 YYYY-MM-DD 输入 (留空为今天)",
-                    "is not a date: type YYYY-MM-DD (empty: today)"
-                )
+                &text,
+                state.t("今天", "today"),
             ),
             RangeError::Backwards(from, to) => format!(
                 "{} {to} {} {from}",
@@ -212,4 +204,15 @@ fn range_export(ui: &mut egui::Ui, state: &mut TillState) {
         };
         state.history.export_message = Some(Err(message));
     }
+}
+
+/// A `YYYY-MM-DD` field whose hint is the date an empty field stands for; true when Enter
+/// was pressed in it.
+fn date_field(ui: &mut egui::Ui, text: &mut String, empty: chrono::NaiveDate) -> bool {
+    let field = ui.add(
+        egui::TextEdit::singleline(text)
+            .hint_text(empty.to_string())
+            .desired_width(140.0),
+    );
+    field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter))
 }
