@@ -245,20 +245,10 @@ pub async fn start_till(paths: &Paths, repaint: RepaintSlot) -> Result<Till, Cli
         None
     };
     let bound = socket.as_ref().and_then(|s| s.local_addr().ok());
-    let notify_base = match (&config.listener.public_url, bound) {
-        (Some(url), _) => url.clone(),
-        (None, Some(addr)) => format!("http://{addr}"),
-        (None, None) => format!("http://{}", config.listener.listen),
-    };
     let service_config = ServiceConfig {
-        providers: config.providers.clone(),
-        order_timeout: config.order_timeout,
-        late_grace: config.late_grace,
         demo,
         sandbox_control: sandbox.as_ref().map(Sandbox::control_url),
-        notify_base,
-        public_url: config.listener.public_url.clone(),
-        day_start: config.day_start,
+        ..crate::settings::service_config(&config, bound)
     };
     let hook: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
         if let Some(repaint) = repaint.get() {

@@ -36,6 +36,36 @@ pub enum Language {
     En,
 }
 
+/// The colours of the till.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Theme {
+    /// Light text on dark (the default: easy on the eyes all day, high contrast).
+    #[default]
+    Dark,
+    /// Dark text on light (bright shops, sunlight on the screen).
+    Light,
+}
+
+impl Theme {
+    /// Its name in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Theme::Dark => "dark",
+            Theme::Light => "light",
+        }
+    }
+}
+
+impl Language {
+    /// Its name in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Zh => "zh",
+            Language::En => "en",
+        }
+    }
+}
+
 /// The callback listener's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListenerConfig {
@@ -64,8 +94,12 @@ pub struct Config {
     pub path: Option<PathBuf>,
     /// The provider used when the till starts.
     pub default_provider: String,
-    /// The operator recorded on every sale.
+    /// The operator recorded on every sale (the one chosen at start).
     pub operator: String,
+    /// Everyone who may work the till, for the operator switch (may be empty).
+    pub operators: Vec<String>,
+    /// The colours.
+    pub theme: Theme,
     /// The largest amount one sale may have.
     pub max_amount: Fen,
     /// How long an order waits for payment when its provider does not say.
@@ -131,6 +165,8 @@ impl Config {
         const TOP: &[&str] = &[
             "default_provider",
             "operator",
+            "operators",
+            "theme",
             "max_amount",
             "order_timeout_secs",
             "late_grace_secs",
@@ -188,6 +224,16 @@ impl Config {
             Some(text) => crate::day::parse_day_start(&text)
                 .map_err(|err| format!("key `day_start` {err} (e.g. \"04:00\")"))?,
         };
+        let theme = match string("theme")?.as_deref() {
+            None | Some("dark") => Theme::Dark,
+            Some("light") => Theme::Light,
+            Some(other) => {
+                return Err(format!(
+                    "key `theme` must be \"dark\" or \"light\", found `{other}`"
+                ));
+            }
+        };
+        let operators = parse_operators(table.get("operators"))?;
         let listener = parse_listener(table.get("listener"))?;
         let providers = parse_providers(table.get("provider"))?;
         let default_provider = match string("default_provider")? {
@@ -208,7 +254,11 @@ impl Config {
         Ok(Config {
             path: None,
             default_provider,
-            operator: string("operator")?.unwrap_or_default(),
+            operator: string("operator")?
+                .or_else(|| operators.first().cloned())
+                .unwrap_or_default(),
+            operators,
+            theme,
             max_amount,
             order_timeout: seconds("order_timeout_secs", 300, 86_400)?,
             late_grace: seconds("late_grace_secs", 600, 86_400)?,
@@ -288,6 +338,30 @@ fn ids(providers: &[Arc<dyn Provider>]) -> String {
         .map(|p| p.id())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `operators = ["张三", "李四"]`: names of 1–32 characters, each once.
+fn parse_operators(value: Option<&toml::Value>) -> Result<Vec<String>, String> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let list = value
+        .as_array()
+        .ok_or("key `operators` must be a list of names, e.g. operators = [\"张三\", \"李四\"]")?;
+    let mut names: Vec<String> = Vec::new();
+    for item in list {
+        let name = item.as_str().map(str::trim).unwrap_or_default();
+        if name.is_empty() || name.chars().count() > 32 {
+            return Err(format!(
+                "key `operators` must hold names of 1 to 32 characters in quotes, found `{item}`"
+            ));
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(format!("key `operators` names `{name}` twice"));
+        }
+        names.push(name.to_string());
+    }
+    Ok(names)
 }
 
 fn parse_listener(value: Option<&toml::Value>) -> Result<ListenerConfig, String> {

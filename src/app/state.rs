@@ -8,7 +8,8 @@
 use std::time::{Duration, Instant};
 
 use super::history::{HistoryState, View};
-use crate::config::Language;
+use super::settings::{SettingsState, verdict_words};
+use crate::config::{Config, Language, Theme};
 use crate::ledger::{OrderRow, Totals};
 use crate::model::{Channel, Fen, OrderNo, PaymentStatus, QrPayload};
 use crate::service::{Command, Event, OrderUpdate};
@@ -108,6 +109,14 @@ pub struct TillState {
     pub providers: Vec<ProviderInfo>,
     /// The operator recorded on sales.
     pub operator: String,
+    /// Everyone who may work the till (the operator switch, F10).
+    pub operators: Vec<String>,
+    /// The operator list is up (at start when several may work the till, or F10).
+    pub picking_operator: bool,
+    /// Colours.
+    pub theme: Theme,
+    /// The settings screen.
+    pub settings: SettingsState,
     /// The largest amount allowed.
     pub max_amount: Fen,
     /// UI language.
@@ -135,6 +144,20 @@ pub struct TillState {
     /// Orders found unfinished at start and still watched, as last reported (shown as
     /// "recovered" until they end).
     pub recovered: Vec<OrderRow>,
+}
+
+impl ProviderInfo {
+    /// How the till shows an account.
+    pub fn of(provider: &dyn crate::providers::Provider) -> Self {
+        ProviderInfo {
+            id: provider.id().to_string(),
+            name: provider.display_name().to_string(),
+            channels: provider.channels().to_vec(),
+            can_query: provider.can_query(),
+            browser_needed: provider.payer_browser_needed(),
+            account: None,
+        }
+    }
 }
 
 impl TillState {
@@ -212,6 +235,10 @@ impl TillState {
             provider_name: provider_name.to_string(),
             provider_can_query: can_query,
             operator: String::new(),
+            operators: Vec::new(),
+            picking_operator: false,
+            theme: Theme::Dark,
+            settings: SettingsState::default(),
             max_amount: crate::model::DEFAULT_MAX_AMOUNT,
             language: Language::Zh,
             demo: false,
@@ -225,6 +252,46 @@ impl TillState {
             history: HistoryState::default(),
             day_start: crate::day::MIDNIGHT,
             recovered: Vec::new(),
+        }
+    }
+
+    /// Takes the settings of a config (at start, and after the settings screen saved): the
+    /// accounts, operators, language, colours, business day and largest amount. The provider
+    /// for the next sale becomes the default one unless the current one is still configured.
+    pub fn apply_config(&mut self, config: &Config) {
+        self.providers = config
+            .providers
+            .iter()
+            .map(|p| ProviderInfo::of(p.as_ref()))
+            .collect();
+        let keep =
+            self.providers.iter().any(|p| p.id == self.provider_id) && !self.provider_id.is_empty();
+        let id = if keep {
+            self.provider_id.clone()
+        } else {
+            config.default_provider.clone()
+        };
+        let free = matches!(self.screen, Screen::Till | Screen::PickChannel);
+        if free {
+            self.switch_provider(&id);
+        }
+        self.operators = config.operators.clone();
+        if self.operator.is_empty()
+            || !self.operators.is_empty() && !self.operators.contains(&self.operator)
+        {
+            self.operator = config.operator.clone();
+        }
+        self.language = config.language;
+        self.theme = config.theme;
+        self.day_start = config.day_start;
+        self.max_amount = config.max_amount;
+    }
+
+    /// Picks operator N (1-based) of the list and closes it.
+    pub fn pick_operator(&mut self, n: usize) {
+        if let Some(name) = n.checked_sub(1).and_then(|i| self.operators.get(i)) {
+            self.operator = name.clone();
+            self.picking_operator = false;
         }
     }
 
@@ -407,6 +474,7 @@ impl TillState {
                 self.history.show_day(date);
             }
             View::Closes => self.history.outbox.push(Command::ListCloses),
+            View::Settings => {}
         }
         self.view = view;
     }
@@ -463,6 +531,13 @@ impl TillState {
                 }
             }
             Event::Totals(totals) => self.totals = totals,
+            Event::ConnectionTested {
+                provider_id,
+                verdict,
+            } => {
+                let words = verdict_words(&verdict, self.language == Language::En);
+                self.settings.tested(&provider_id, words);
+            }
             Event::Notice(message) => self.notices.push(message),
             Event::Account {
                 provider_id,

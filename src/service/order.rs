@@ -67,9 +67,9 @@ pub async fn charge(inner: Arc<Inner>, order_no: OrderNo, request: ChargeRequest
         amount: request.amount,
         subject: request.subject.clone(),
         operator: request.operator.clone(),
-        demo: inner.config.demo,
+        demo: inner.config().demo,
         created_at,
-        expires_at: created_at + millis(inner.config.order_timeout),
+        expires_at: created_at + millis(inner.config().order_timeout),
     };
     let row = match inner.with_ledger(move |l| l.insert_order(&new)).await {
         Ok(row) => row,
@@ -301,7 +301,7 @@ impl Watch {
     /// The provider's create is a form the payer's browser submits: the QR is the bridge
     /// page (when payers can reach the listener) or the signed link itself.
     async fn payer_form(&mut self, form: &PayerForm) {
-        let (qr, how) = if self.inner.config.public_url.is_some() || self.inner.config.demo {
+        let (qr, how) = if self.inner.config().public_url.is_some() || self.inner.config().demo {
             (self.inner.bridge_url(&self.order_no), "bridge page")
         } else {
             (form.to_get_url(), "signed link")
@@ -357,7 +357,7 @@ impl Watch {
     }
 
     async fn run(&mut self) {
-        let grace = millis(self.inner.config.late_grace);
+        let grace = millis(self.inner.config().late_grace);
         let min_interval = self.provider.poll_limits().min_interval;
         loop {
             let Some(order) = self.current().await else {

@@ -43,7 +43,7 @@ use self::transformers::{Endpoint, SignInput, envelope, pay_type};
 use super::wire::{self, Table};
 use super::{
     CallContext, CallbackAck, CallbackReport, CallbackRequest, CreateOrder, CreateOutcome,
-    CreateStep, HttpRequest, HttpResponse, OrderRef, PollLimits, Provider, ProviderError,
+    CreateStep, Field, HttpRequest, HttpResponse, OrderRef, PollLimits, Provider, ProviderError,
     ProviderKind, QueryOutcome,
 };
 use crate::model::{Channel, Fen, OrderNo, ProviderState};
@@ -52,8 +52,23 @@ use crate::secret::{Secret, signatures_match};
 /// The registry line.
 pub const KIND: ProviderKind = ProviderKind {
     name: "gatepay",
+    display_name: DISPLAY_NAME,
+    fields: FIELDS,
     from_table,
 };
+
+/// The protocol's name for people.
+const DISPLAY_NAME: &str = "gatepay.io";
+
+/// The keys of this protocol's `[[provider]]` table.
+const FIELDS: &[Field] = &[
+    Field::optional("base_url"),
+    Field::required("appkey"),
+    Field::secret("appsecret"),
+    Field::optional("variant"),
+    Field::optional("custom"),
+    Field::optional("return_url"),
+];
 
 /// The any-amount API's host (seed 002).
 pub const DEFAULT_BASE_URL: &str = "https://gatepay.io";
@@ -124,17 +139,7 @@ impl Gatepay {
 }
 
 fn from_table(id: &str, raw: &toml::Table) -> Result<Arc<dyn Provider>, String> {
-    let table = Table::new(
-        raw,
-        &[
-            "base_url",
-            "appkey",
-            "appsecret",
-            "variant",
-            "custom",
-            "return_url",
-        ],
-    )?;
+    let table = Table::new(raw, FIELDS)?;
     let variant = match table.opt_str("variant")?.as_deref() {
         None | Some("anypay") => Variant::AnyPay,
         Some("cloud") => Variant::Cloud,
@@ -184,7 +189,7 @@ impl Provider for Gatepay {
 
     fn display_name(&self) -> &'static str {
         match self.variant {
-            Variant::AnyPay => "gatepay.io",
+            Variant::AnyPay => DISPLAY_NAME,
             Variant::Cloud => "gatepay.io 云端",
         }
     }
