@@ -21,4 +21,5 @@ pub mod qr;
 pub mod sandbox;
 pub mod secret;
 pub mod service;
+pub mod sound;
 pub mod ui;
