@@ -193,12 +193,10 @@ fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, C
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
             let _ = slot.set(Arc::new(move || ctx.request_repaint()));
-            Ok(Box::new(TillApp::new(
-                &cc.egui_ctx,
-                state,
-                till.service,
-                till.events,
-            )))
+            Ok(Box::new(
+                TillApp::new(&cc.egui_ctx, state, till.service, till.events)
+                    .with_sound(till.config.sound),
+            ))
         }),
     )
     .map_err(|err| CliError::Other(format!("cannot open the window: {err}")))?;

@@ -17,6 +17,7 @@ use self::history::View;
 use self::state::{Action, PadKey, Screen, TillState};
 use crate::model::OrderNo;
 use crate::service::{ChargeRequest, Command, EventReceiver, ServiceHandle};
+use crate::sound::{Sound, SoundSettings};
 use crate::ui;
 
 /// The till.
@@ -27,10 +28,13 @@ pub struct TillApp {
     events: EventReceiver,
     textures: ui::QrTextures,
     frames: Option<crate::frames::FrameLog>,
+    /// The paid chime and announcement; settings change through [`Sound::set`].
+    pub sound: Sound,
 }
 
 impl TillApp {
-    /// Builds the app on an egui context: installs fonts and style.
+    /// Builds the app on an egui context: installs fonts and style. Silent until
+    /// [`TillApp::with_sound`] gives it the configured sound settings.
     pub fn new(
         ctx: &egui::Context,
         state: TillState,
@@ -47,7 +51,17 @@ impl TillApp {
             events,
             textures: ui::QrTextures::default(),
             frames: crate::frames::FrameLog::from_env(),
+            sound: Sound::new(SoundSettings {
+                enabled: false,
+                ..SoundSettings::default()
+            }),
         }
+    }
+
+    /// Plays the paid sound with these settings (config `[sound]`).
+    pub fn with_sound(mut self, settings: SoundSettings) -> Self {
+        self.sound.set(settings);
+        self
     }
 
     /// Runs an action from a key or a click.
@@ -246,6 +260,9 @@ impl TillApp {
         let now = Instant::now();
         while let Ok(event) = self.events.try_recv() {
             self.state.apply(event, now);
+        }
+        for amount in self.state.announce.drain(..) {
+            self.sound.play_paid(amount);
         }
         // Orders changed on the shown day: one reload per frame however many changed.
         if self.state.history.dirty && self.state.view == View::History {
