@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::model::{DEFAULT_MAX_AMOUNT, Fen};
 use crate::providers::{self, Provider};
+use crate::sound::{MAX_VOLUME, SoundSettings};
 
 /// The default listen address of the callback listener.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8765";
@@ -115,6 +116,8 @@ pub struct Config {
     pub listener: ListenerConfig,
     /// The provider accounts, in file order.
     pub providers: Vec<Arc<dyn Provider>>,
+    /// The paid chime and announcement (`[sound]`).
+    pub sound: SoundSettings,
     /// Problems with the file that do not stop the till (e.g. others can read it), for staff.
     pub warnings: Vec<String>,
 }
@@ -174,6 +177,7 @@ impl Config {
             "day_start",
             "listener",
             "provider",
+            "sound",
         ];
         if let Some(unknown) = table.keys().find(|key| !TOP.contains(&key.as_str())) {
             return Err(format!(
@@ -235,6 +239,7 @@ impl Config {
         };
         let operators = parse_operators(table.get("operators"))?;
         let listener = parse_listener(table.get("listener"))?;
+        let sound = parse_sound(table.get("sound"))?;
         let providers = parse_providers(table.get("provider"))?;
         let default_provider = match string("default_provider")? {
             Some(id) => {
@@ -266,6 +271,7 @@ impl Config {
             day_start,
             listener,
             providers,
+            sound,
             warnings: Vec::new(),
         })
     }
@@ -405,6 +411,39 @@ fn parse_listener(value: Option<&toml::Value>) -> Result<ListenerConfig, String>
         }
     }
     Ok(listener)
+}
+
+fn parse_sound(value: Option<&toml::Value>) -> Result<SoundSettings, String> {
+    let mut sound = SoundSettings::default();
+    let Some(value) = value else {
+        return Ok(sound);
+    };
+    let table = value.as_table().ok_or("`sound` must be a table: [sound]")?;
+    for (key, value) in table {
+        match (key.as_str(), value) {
+            ("enabled", toml::Value::Boolean(b)) => sound.enabled = *b,
+            ("enabled", other) => {
+                return Err(format!(
+                    "[sound] key `enabled` must be true or false, found {}",
+                    other.type_str()
+                ));
+            }
+            ("volume", toml::Value::Integer(n)) if (0..=i64::from(MAX_VOLUME)).contains(n) => {
+                sound.volume = u8::try_from(*n).unwrap_or(MAX_VOLUME);
+            }
+            ("volume", other) => {
+                return Err(format!(
+                    "[sound] key `volume` must be a whole number from 0 to {MAX_VOLUME}, found `{other}`"
+                ));
+            }
+            (other, _) => {
+                return Err(format!(
+                    "[sound] unknown key `{other}` (allowed: enabled, volume)"
+                ));
+            }
+        }
+    }
+    Ok(sound)
 }
 
 fn parse_providers(value: Option<&toml::Value>) -> Result<Vec<Arc<dyn Provider>>, String> {
@@ -558,6 +597,52 @@ mod tests {
             !message.contains(KEY),
             "panic message shows the key: {message}"
         );
+    }
+
+    #[test]
+    fn sound_defaults_and_refusals() {
+        let config = Config::parse(&config_text()).unwrap();
+        assert_eq!(
+            config.sound,
+            SoundSettings {
+                enabled: true,
+                volume: 80
+            }
+        );
+        let with = |sound: &str| Config::parse(&format!("{sound}\n{}", config_text()));
+        let config = with("[sound]\nenabled = false\nvolume = 0").unwrap();
+        assert_eq!(
+            config.sound,
+            SoundSettings {
+                enabled: false,
+                volume: 0
+            }
+        );
+        assert_eq!(with("[sound]\nvolume = 100").unwrap().sound.volume, 100);
+        assert!(with("[sound]").unwrap().sound.enabled);
+        let refused = [
+            (
+                "[sound]\nvolume = 101",
+                "[sound] key `volume` must be a whole number from 0 to 100, found `101`",
+            ),
+            ("[sound]\nvolume = -1", "found `-1`"),
+            ("[sound]\nvolume = \"80\"", "found `\"80\"`"),
+            ("[sound]\nvolume = 50.5", "from 0 to 100"),
+            (
+                "[sound]\nenabled = \"yes\"",
+                "[sound] key `enabled` must be true or false, found string",
+            ),
+            ("[sound]\nenabled = 1", "must be true or false"),
+            (
+                "[sound]\nloud = true",
+                "[sound] unknown key `loud` (allowed: enabled, volume)",
+            ),
+            ("sound = 80", "`sound` must be a table: [sound]"),
+        ];
+        for (text, message) in refused {
+            let err = with(text).unwrap_err();
+            assert!(err.contains(message), "{text}: {err}");
+        }
     }
 
     #[test]

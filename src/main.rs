@@ -205,7 +205,8 @@ fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, C
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
             let _ = slot.set(Arc::new(move || ctx.request_repaint()));
-            let app = TillApp::new(&cc.egui_ctx, state, till.service, till.events);
+            let app = TillApp::new(&cc.egui_ctx, state, till.service, till.events)
+                .with_sound(till.config.sound);
             Ok(Box::new(match settings {
                 Some(host) => app.with_settings(host),
                 None => app,

@@ -14,6 +14,7 @@ use crate::config::{self, Config, Language, ListenerConfig, Theme};
 use crate::providers::{self, Field, Provider};
 use crate::service::listener::{self, Listener};
 use crate::service::{ServiceConfig, ServiceHandle};
+use crate::sound::SoundSettings;
 
 /// One key of a provider account as the screen edits it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +91,8 @@ pub struct Draft {
     pub listen: String,
     /// The URL providers and phones reach it at (may be empty).
     pub public_url: String,
+    /// The paid chime and announcement.
+    pub sound: SoundSettings,
     /// The provider accounts.
     pub providers: Vec<ProviderDraft>,
 }
@@ -165,6 +168,21 @@ impl Draft {
                 .map(text_of)
                 .unwrap_or_else(|| config::DEFAULT_LISTEN.to_string()),
             public_url: listener_get("public_url").map(text_of).unwrap_or_default(),
+            sound: {
+                let sound = doc.get("sound").and_then(toml::Value::as_table);
+                let defaults = SoundSettings::default();
+                SoundSettings {
+                    enabled: sound
+                        .and_then(|t| t.get("enabled"))
+                        .and_then(toml::Value::as_bool)
+                        .unwrap_or(defaults.enabled),
+                    volume: sound
+                        .and_then(|t| t.get("volume"))
+                        .and_then(toml::Value::as_integer)
+                        .and_then(|v| u8::try_from(v).ok())
+                        .unwrap_or(defaults.volume),
+                }
+            },
             providers,
         }
     }
@@ -204,6 +222,10 @@ impl Draft {
             listener.insert("public_url".into(), url);
         }
         set("listener", Some(toml::Value::Table(listener)));
+        let mut sound = toml::Table::new();
+        sound.insert("enabled".into(), self.sound.enabled.into());
+        sound.insert("volume".into(), i64::from(self.sound.volume).into());
+        set("sound", Some(toml::Value::Table(sound)));
         let old_accounts: Vec<&toml::Table> = old
             .get("provider")
             .and_then(toml::Value::as_array)
@@ -592,7 +614,7 @@ mod tests {
         format!(
             "operator = \"张三\"\noperators = [\"张三\", \"李四\"]\nlanguage = \"en\"\ntheme = \"light\"\n\
              day_start = \"04:00\"\ndefault_provider = \"main\"\nmax_amount = \"2000.00\"\n\
-             order_timeout_secs = 240\n\n[listener]\nenabled = true\nlisten = \"0.0.0.0:8765\"\n\
+             order_timeout_secs = 240\n\n[sound]\nenabled = false\nvolume = 35\n\n[listener]\nenabled = true\nlisten = \"0.0.0.0:8765\"\n\
              public_url = \"https://shop.example\"\n\n[[provider]]\nid = \"main\"\nkind = \"ispay\"\n\
              userid = \"10001\"\nkey = \"{KEY}\"\nclient_ip = \"10.0.0.2\"\n\n[[provider]]\n\
              id = \"spare\"\nkind = \"vmq\"\nbase_url = \"https://vmq.example\"\nkey = \"{KEY}x\"\n"

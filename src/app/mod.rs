@@ -19,6 +19,7 @@ use self::settings::SettingsRequest;
 use self::state::{Action, PadKey, Screen, TillState};
 use crate::model::OrderNo;
 use crate::service::{ChargeRequest, Command, EventReceiver, ServiceHandle};
+use crate::sound::{Sound, SoundSettings};
 use crate::ui;
 
 /// The till.
@@ -32,10 +33,13 @@ pub struct TillApp {
     settings: Option<crate::settings::SettingsHost>,
     /// The colours last given to egui.
     theme: Option<crate::config::Theme>,
+    /// The paid chime and announcement; settings change through [`Sound::set`].
+    pub sound: Sound,
 }
 
 impl TillApp {
-    /// Builds the app on an egui context: installs fonts and style.
+    /// Builds the app on an egui context: installs fonts and style. Silent until
+    /// [`TillApp::with_sound`] gives it the configured sound settings.
     pub fn new(
         ctx: &egui::Context,
         state: TillState,
@@ -54,6 +58,10 @@ impl TillApp {
             frames: crate::frames::FrameLog::from_env(),
             settings: None,
             theme: None,
+            sound: Sound::new(SoundSettings {
+                enabled: false,
+                ..SoundSettings::default()
+            }),
         }
     }
 
@@ -99,6 +107,7 @@ impl TillApp {
         match outcome {
             Ok(applied) => {
                 self.state.apply_config(&applied.config);
+                self.sound.set(applied.config.sound);
                 self.state.settings.saved(Ok(applied.message));
                 if self.state.view == View::Settings
                     && let Some(host) = &self.settings
@@ -108,6 +117,12 @@ impl TillApp {
             }
             Err(message) => self.state.settings.saved(Err(message)),
         }
+    }
+
+    /// Plays the paid sound with these settings (config `[sound]`).
+    pub fn with_sound(mut self, settings: SoundSettings) -> Self {
+        self.sound.set(settings);
+        self
     }
 
     /// Runs an action from a key or a click.
@@ -359,6 +374,9 @@ impl TillApp {
         let now = Instant::now();
         while let Ok(event) = self.events.try_recv() {
             self.state.apply(event, now);
+        }
+        for amount in self.state.announce.drain(..) {
+            self.sound.play_paid(amount);
         }
         // Orders changed on the shown day: one reload per frame however many changed.
         if self.state.history.dirty && self.state.view == View::History {

@@ -34,6 +34,9 @@ pub struct SettingsState {
     pub tests: Vec<(String, Result<String, String>)>,
     /// A save is under way.
     pub saving: bool,
+    /// The first field takes the keyboard focus on the next frame (the screen was opened), so
+    /// staff can type at once and Tab on from there.
+    pub focus_first: bool,
     /// Requests for the app.
     pub outbox: Vec<SettingsRequest>,
 }
@@ -41,6 +44,7 @@ pub struct SettingsState {
 impl SettingsState {
     /// Starts editing `draft` (the settings as they are now), unless a draft is open.
     pub fn open(&mut self, draft: Draft) {
+        self.focus_first = true;
         if self.draft.is_none() {
             self.operators_text = draft.operators.join(", ");
             self.selected = 0;

@@ -144,6 +144,10 @@ pub struct TillState {
     /// Orders found unfinished at start and still watched, as last reported (shown as
     /// "recovered" until they end).
     pub recovered: Vec<OrderRow>,
+    /// Paid amounts to announce (chime and voice), one per sale; the app plays and empties it.
+    pub announce: Vec<Fen>,
+    /// The last sale announced, so a repeated paid report is not announced twice.
+    announced: Option<OrderNo>,
 }
 
 impl ProviderInfo {
@@ -252,6 +256,8 @@ impl TillState {
             history: HistoryState::default(),
             day_start: crate::day::MIDNIGHT,
             recovered: Vec::new(),
+            announce: Vec::new(),
+            announced: None,
         }
     }
 
@@ -276,11 +282,8 @@ impl TillState {
             self.switch_provider(&id);
         }
         self.operators = config.operators.clone();
-        if self.operator.is_empty()
-            || !self.operators.is_empty() && !self.operators.contains(&self.operator)
-        {
-            self.operator = config.operator.clone();
-        }
+        // The operator of the settings is who works the till now (F10 switches later).
+        self.operator = config.operator.clone();
         self.language = config.language;
         self.theme = config.theme;
         self.day_start = config.day_start;
@@ -596,6 +599,14 @@ impl TillState {
         }
         let status = update.order.status;
         let order_no = update.order.order_no.clone();
+        // The sale on screen became paid (also late, after it expired): announce what was
+        // paid, once per order however often the service reports it.
+        if status == PaymentStatus::Paid && self.announced.as_ref() != Some(&order_no) {
+            let order = &update.order;
+            self.announce
+                .push(order.paid.unwrap_or_else(|| order.payable_or_amount()));
+            self.announced = Some(order_no.clone());
+        }
         self.order = Some(update.order);
         match status {
             PaymentStatus::Creating => {}
@@ -752,6 +763,48 @@ mod tests {
             t.recovered_text()
                 .is_some_and(|s| s.starts_with("Recovered orders 1: R2"))
         );
+    }
+
+    #[test]
+    fn a_paid_sale_is_announced_once() {
+        let now = Instant::now();
+        let sale = |t: &mut TillState, no: &str| {
+            let order_no = OrderNo::new(no).unwrap();
+            t.charging(order_no);
+        };
+        let mut t = till();
+        sale(&mut t, "P1");
+        t.apply(update(row("P1", PaymentStatus::Pending), false), now);
+        assert!(t.announce.is_empty());
+        let mut paid = row("P1", PaymentStatus::Paid);
+        paid.paid = Some(Fen(1200));
+        t.apply(update(paid.clone(), false), now);
+        // The callback and the next poll both report it paid: one announcement.
+        t.apply(update(paid.clone(), false), now);
+        assert_eq!(t.announce, vec![Fen(1200)], "what was paid is announced");
+        t.announce.clear();
+        // Back on the till, a late report for the old sale is not announced again.
+        t.escape();
+        t.apply(update(paid, false), now);
+        assert!(t.announce.is_empty());
+
+        // Paid without a paid amount: the amount asked for; another order on screen: none.
+        sale(&mut t, "P2");
+        t.apply(update(row("OTHER", PaymentStatus::Paid), false), now);
+        assert!(t.announce.is_empty());
+        t.apply(update(row("P2", PaymentStatus::Paid), false), now);
+        assert_eq!(t.announce, vec![Fen(1230)]);
+        t.announce.clear();
+
+        // A late payment after the sale expired on screen is announced.
+        t.escape();
+        sale(&mut t, "P3");
+        t.apply(update(row("P3", PaymentStatus::Expired), false), now);
+        assert!(t.announce.is_empty());
+        let mut late = row("P3", PaymentStatus::Paid);
+        late.late_paid = true;
+        t.apply(update(late, false), now);
+        assert_eq!(t.announce, vec![Fen(1230)]);
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn provider_switch(ui: &mut egui::Ui, state: &mut TillState) {
     let enabled = matches!(state.screen, Screen::Till | Screen::PickChannel);
     let mut chosen = None;
     ui.add_enabled_ui(enabled, |ui| {
-        egui::ComboBox::from_id_salt("provider")
+        egui::ComboBox::new("provider", state.t("下一笔", "Next sale"))
             .selected_text(format!("{} [F6]", state.provider_name))
             .show_ui(ui, |ui| {
                 for info in &state.providers {

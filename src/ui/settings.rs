@@ -83,7 +83,10 @@ fn general(ui: &mut egui::Ui, state: &mut TillState, draft: &mut Draft, en: bool
         .num_columns(2)
         .spacing([12.0, 10.0])
         .show(ui, |ui| {
-            field(ui, t("收银员", "Operator"), &mut draft.operator, "张三");
+            let first = field(ui, t("收银员", "Operator"), &mut draft.operator, "张三");
+            if std::mem::take(&mut state.settings.focus_first) {
+                first.request_focus();
+            }
             field(
                 ui,
                 t("全部收银员 (逗号分隔)", "All operators (commas)"),
@@ -109,13 +112,22 @@ fn general(ui: &mut egui::Ui, state: &mut TillState, draft: &mut Draft, en: bool
                 "00:00",
             );
             ui.label(t("默认支付平台", "Default provider"));
-            egui::ComboBox::from_id_salt("default_provider")
+            egui::ComboBox::new("default_provider", "")
                 .selected_text(draft.default_provider.clone())
                 .show_ui(ui, |ui| {
                     for p in &draft.providers {
                         ui.selectable_value(&mut draft.default_provider, p.id.clone(), &p.id);
                     }
                 });
+            ui.end_row();
+            ui.label(t("收款提示音", "Paid sound"));
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut draft.sound.enabled, t("开启", "on"));
+                ui.add(
+                    egui::Slider::new(&mut draft.sound.volume, 0..=crate::sound::MAX_VOLUME)
+                        .text(t("音量", "volume")),
+                );
+            });
             ui.end_row();
             ui.label(t("回调监听", "Callback listener"));
             ui.checkbox(&mut draft.listener_enabled, t("开启", "on"));
@@ -163,7 +175,7 @@ fn accounts(ui: &mut egui::Ui, state: &mut TillState, draft: &mut Draft, en: boo
         } else {
             state.settings.new_kind
         };
-        egui::ComboBox::from_id_salt("new_kind")
+        egui::ComboBox::new("new_kind", t("新账户的平台", "New account's provider"))
             .selected_text(kind)
             .show_ui(ui, |ui| {
                 for k in KINDS {
