@@ -122,6 +122,9 @@ pub enum Command {
         /// Order lifetime in seconds.
         #[arg(long, default_value_t = 300)]
         order_timeout: u64,
+        /// Milliseconds from create until the QR is issued (as a real provider may take).
+        #[arg(long, default_value_t = 300)]
+        qr_delay_ms: u64,
     },
 }
 
@@ -1084,11 +1087,12 @@ pub async fn sandbox(
     listen: SocketAddr,
     auto_pay_after: Option<u64>,
     order_timeout: u64,
+    qr_delay_ms: u64,
 ) -> Result<i32, CliError> {
     let options = SandboxOptions {
         auto_pay_after: auto_pay_after.map(Duration::from_secs),
         order_timeout: Duration::from_secs(order_timeout.max(1)),
-        ..SandboxOptions::default()
+        qr_delay: Duration::from_millis(qr_delay_ms),
     };
     let sandbox = Sandbox::start(listen, options)
         .await

@@ -135,7 +135,13 @@ fn run(args: Cli, paths: &Paths) -> Result<i32, CliError> {
             listen,
             auto_pay_after,
             order_timeout,
-        }) => runtime.block_on(cli::sandbox(listen, auto_pay_after, order_timeout)),
+            qr_delay_ms,
+        }) => runtime.block_on(cli::sandbox(
+            listen,
+            auto_pay_after,
+            order_timeout,
+            qr_delay_ms,
+        )),
     }
 }
 

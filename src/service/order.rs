@@ -405,6 +405,18 @@ impl Watch {
                 tracing::debug!(order_no = %self.order_no, "watch window closed");
                 return;
             };
+            // A create answer without the QR (ispay.in gives only its order id): the QR comes
+            // with the status, so ask at once rather than after the polling interval; the
+            // cashier is waiting for it. Later queries keep the provider's interval.
+            let delay = if self.qr.is_none()
+                && self.last_query.is_none()
+                && self.provider.can_query()
+                && !ended
+            {
+                Duration::ZERO
+            } else {
+                delay
+            };
             // Wake at expiry to mark it, whatever the poll delay.
             let delay = if ended {
                 delay
