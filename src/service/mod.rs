@@ -303,11 +303,16 @@ struct Inner {
     charge_refusals: Mutex<HashMap<String, Option<String>>>,
     /// Woken whenever an account check answered.
     account_checked: tokio::sync::Notify,
+    /// Set when an order's status changed: today's totals are republished shortly after.
+    totals_wanted: tokio::sync::Notify,
     /// The orders found unfinished at start, which are resumed.
     resumed: Vec<OrderNo>,
     /// The orders resumed at start.
     recovered: Mutex<std::collections::HashSet<OrderNo>>,
 }
+
+/// How long today's totals wait after a change for more changes to count in the same query.
+const TOTALS_COALESCE: Duration = Duration::from_millis(30);
 
 /// How long a charge waits for its provider's first account check (only right after start);
 /// past it the charge goes ahead and the provider itself refuses if it must.
@@ -342,6 +347,7 @@ pub fn start(
         payer_pages: Mutex::new(HashMap::new()),
         charge_refusals: Mutex::new(HashMap::new()),
         account_checked: tokio::sync::Notify::new(),
+        totals_wanted: tokio::sync::Notify::new(),
         resumed,
         recovered: Mutex::new(std::collections::HashSet::new()),
     });
@@ -353,6 +359,15 @@ pub fn start(
             .notice(format!("cannot read open orders: {err}")),
     }
     handle.publish_totals();
+    let inner = handle.inner.clone();
+    handle.inner.runtime.spawn(async move {
+        loop {
+            inner.totals_wanted.notified().await;
+            // Changes within this moment are counted by the one query after it.
+            tokio::time::sleep(TOTALS_COALESCE).await;
+            inner.publish_totals().await;
+        }
+    });
     handle.watch_day_boundary();
     handle.watch_accounts();
     Ok((handle, receiver))
@@ -813,7 +828,8 @@ impl Inner {
                     status_changed: changed,
                 })));
                 if changed {
-                    self.publish_totals().await;
+                    // Coalesced: a burst of payments costs one totals query, not one each.
+                    self.totals_wanted.notify_one();
                 }
                 Some(applied)
             }
