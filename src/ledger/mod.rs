@@ -299,8 +299,36 @@ pub struct Totals {
 /// The ledger: one SQLite connection (and, for a till, its claim on the file).
 pub struct Ledger {
     conn: Connection,
+    /// Inside [`Ledger::batch`]: each write is a savepoint of the batch's one transaction.
+    in_batch: bool,
     /// Held for as long as a till uses this ledger (see [`Ledger::open_for_till`]).
     _till_lock: Option<survive::TillLock>,
+}
+
+/// A write's transaction: its own, or a savepoint inside a batch.
+enum WriteTx<'a> {
+    Transaction(rusqlite::Transaction<'a>),
+    Savepoint(rusqlite::Savepoint<'a>),
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            WriteTx::Transaction(tx) => tx,
+            WriteTx::Savepoint(sp) => sp,
+        }
+    }
+}
+
+impl WriteTx<'_> {
+    fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            WriteTx::Transaction(tx) => tx.commit(),
+            WriteTx::Savepoint(sp) => sp.commit(),
+        }
+    }
 }
 
 const ORDER_COLUMNS: &str = "order_no, provider_id, provider_kind, channel, amount_fen, payable_fen, \
@@ -361,6 +389,7 @@ impl Ledger {
         let mut ledger = Ledger {
             conn,
             _till_lock: None,
+            in_batch: false,
         };
         ledger.migrate()?;
         Ok(ledger)
@@ -397,9 +426,7 @@ impl Ledger {
     /// # Errors
     /// [`LedgerError::Duplicate`] when the order number is taken.
     pub fn insert_order(&mut self, order: &NewOrder) -> Result<OrderRow, LedgerError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.write()?;
         // Never inside a closed window (see the module's invariants).
         let created_at = order.created_at.max(last_close_end(&tx)?);
         let inserted = tx.execute(
@@ -444,6 +471,46 @@ impl Ledger {
             .ok_or_else(|| LedgerError::NotFound(order.order_no.to_string()))
     }
 
+    /// One write: its own IMMEDIATE transaction, or inside [`Ledger::batch`] a savepoint
+    /// of the batch's transaction (undone alone when the write fails).
+    fn write(&mut self) -> Result<WriteTx<'_>, LedgerError> {
+        Ok(if self.in_batch {
+            WriteTx::Savepoint(self.conn.savepoint()?)
+        } else {
+            WriteTx::Transaction(
+                self.conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)?,
+            )
+        })
+    }
+
+    /// Group commit, begun: the writes until [`Ledger::end_batch`] share one IMMEDIATE
+    /// transaction, each a savepoint of it (a failed write is undone alone), and one fsync.
+    ///
+    /// # Errors
+    /// When the transaction cannot start (then writes go on one transaction each).
+    pub fn begin_batch(&mut self) -> Result<(), LedgerError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.in_batch = true;
+        Ok(())
+    }
+
+    /// Group commit, ended: commits the batch. A write of it counts only when its own result
+    /// and this one are both `Ok`.
+    ///
+    /// # Errors
+    /// When the commit fails; then no write of the batch stays.
+    pub fn end_batch(&mut self) -> Result<(), LedgerError> {
+        self.in_batch = false;
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(err.into())
+            }
+        }
+    }
+
     /// Applies a report in one transaction: decides the new status from the stored one,
     /// updates the row, and appends the event (also when nothing changed, so the raw answer
     /// is kept).
@@ -455,9 +522,7 @@ impl Ledger {
         // IMMEDIATE: this transaction reads, then writes; taking the write lock first means
         // another process's commit in between (a close from the CLI) cannot make the write
         // fail, and the last close read below is the latest.
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.write()?;
         let (id, current) = {
             let found: Option<(i64, String)> = tx
                 .query_row(
@@ -572,7 +637,7 @@ impl Ledger {
         raw: Option<&str>,
         at: i64,
     ) -> Result<(), LedgerError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write()?;
         let id: i64 = tx
             .query_row(
                 "SELECT id FROM orders WHERE order_no = ?1",

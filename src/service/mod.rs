@@ -305,10 +305,58 @@ struct Inner {
     account_checked: tokio::sync::Notify,
     /// Set when an order's status changed: today's totals are republished shortly after.
     totals_wanted: tokio::sync::Notify,
+    /// The ledger's writer: writes waiting at the same moment share one commit.
+    writes: mpsc::UnboundedSender<WriteJob>,
     /// The orders found unfinished at start, which are resumed.
     resumed: Vec<OrderNo>,
     /// The orders resumed at start.
     recovered: Mutex<std::collections::HashSet<OrderNo>>,
+}
+
+/// Tells a write's caller how its batch's commit went.
+type Deliver = Box<dyn FnOnce(&Result<(), String>) + Send>;
+/// A write for the ledger's writer: runs inside the batch, returns how to deliver its result.
+type WriteJob = Box<dyn FnOnce(&mut Ledger) -> Deliver + Send>;
+/// The most writes one commit takes.
+const MAX_BATCH: usize = 256;
+
+/// The ledger's writer, on a blocking thread for the life of the service: takes every write
+/// waiting, runs them in one transaction (each a savepoint, see [`Ledger::batch`]), commits
+/// once, then answers each. Under a burst of callbacks one fsync serves many of them; alone,
+/// a write is committed at once, as before.
+fn spawn_writer(
+    runtime: &Handle,
+    ledger: Arc<Mutex<Ledger>>,
+    mut queue: mpsc::UnboundedReceiver<WriteJob>,
+) {
+    runtime.spawn_blocking(move || {
+        while let Some(first) = queue.blocking_recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            let mut guard = lock(&ledger);
+            // Without a batch (it could not begin) each write is its own transaction.
+            let batched = guard.begin_batch().is_ok();
+            let delivers: Vec<Deliver> = jobs.into_iter().map(|job| job(&mut guard)).collect();
+            let commit = if batched {
+                guard.end_batch().map_err(|err| err.to_string())
+            } else {
+                Ok(())
+            };
+            drop(guard);
+            if let Err(err) = &commit {
+                // Nothing of the batch stays: every writer is told, none believes its write.
+                tracing::error!("ledger commit failed: {err}");
+            }
+            for deliver in delivers {
+                deliver(&commit);
+            }
+        }
+    });
 }
 
 /// How long today's totals wait after a change for more changes to count in the same query.
@@ -329,6 +377,7 @@ pub fn start(
     repaint: Repaint,
 ) -> Result<(ServiceHandle, EventReceiver), transport::TransportError> {
     let (events, receiver) = mpsc::unbounded_channel();
+    let (writes, write_queue) = mpsc::unbounded_channel();
     // Read before any command can add an order: only these are resumed.
     let open = ledger.open_orders();
     let resumed: Vec<OrderNo> = open
@@ -348,6 +397,7 @@ pub fn start(
         charge_refusals: Mutex::new(HashMap::new()),
         account_checked: tokio::sync::Notify::new(),
         totals_wanted: tokio::sync::Notify::new(),
+        writes,
         resumed,
         recovered: Mutex::new(std::collections::HashSet::new()),
     });
@@ -359,6 +409,11 @@ pub fn start(
             .notice(format!("cannot read open orders: {err}")),
     }
     handle.publish_totals();
+    spawn_writer(
+        &handle.inner.runtime,
+        handle.inner.ledger.clone(),
+        write_queue,
+    );
     let inner = handle.inner.clone();
     handle.inner.runtime.spawn(async move {
         loop {
@@ -761,6 +816,31 @@ impl Inner {
         self.emit(Event::Notice(message));
     }
 
+    /// A write to the ledger (a status change, an event row, a new order), committed with
+    /// the others waiting at the same moment; resolves once it is durable (or failed).
+    async fn write_ledger<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job: WriteJob = Box::new(move |ledger: &mut Ledger| {
+            let out = f(ledger);
+            Box::new(move |commit: &Result<(), String>| {
+                let result = match commit {
+                    Ok(()) => out,
+                    Err(err) => Err(LedgerError::Corrupt(format!("commit failed: {err}"))),
+                };
+                let _ = done.send(result);
+            }) as Deliver
+        });
+        if self.writes.send(job).is_err() {
+            return Err(LedgerError::Corrupt("the ledger writer stopped".into()));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(LedgerError::Corrupt("the ledger writer stopped".into())))
+    }
+
     async fn with_ledger<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
@@ -795,7 +875,7 @@ impl Inner {
         let mut update = update;
         update.raw = update.raw.map(bounded_raw);
         let (source, reported) = (update.source, update.state.clone());
-        match self.with_ledger(move |l| l.apply(&key, &update)).await {
+        match self.write_ledger(move |l| l.apply(&key, &update)).await {
             Ok(applied) => {
                 let changed = applied.changed_from.is_some();
                 if !changed
@@ -851,7 +931,7 @@ impl Inner {
         let raw = raw.map(bounded_raw);
         let key = order_no.clone();
         let result = self
-            .with_ledger(move |l| {
+            .write_ledger(move |l| {
                 l.note(&key, kind, &detail, raw.as_deref(), now_ms())?;
                 l.get(&key)
             })
