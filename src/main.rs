@@ -156,14 +156,7 @@ fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, C
         .config
         .providers
         .iter()
-        .map(|p| ProviderInfo {
-            id: p.id().to_string(),
-            name: p.display_name().to_string(),
-            channels: p.channels().to_vec(),
-            can_query: p.can_query(),
-            browser_needed: p.payer_browser_needed(),
-            account: None,
-        })
+        .map(|p| ProviderInfo::of(p.as_ref()))
         .collect();
     let mut state = TillState::with_providers(providers);
     state.switch_provider(provider.id());

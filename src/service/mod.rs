@@ -12,6 +12,7 @@
 //! - a callback is believed only after its signature checks out and its amount matches.
 
 pub mod crash;
+pub mod health;
 pub mod listener;
 mod order;
 pub mod poll;
@@ -30,9 +31,11 @@ use crate::ledger::{
     OrderRow, Totals, Update,
 };
 use crate::model::{Channel, Fen, OrderNo, PaymentStatus, ProviderState, QrPayload};
+use crate::providers::health::Failure;
 use crate::providers::{AccountStatus, CallContext, CreateStep};
 use crate::providers::{CallbackAck, CallbackRequest, Provider};
 
+pub use self::health::ProviderHealth;
 pub use self::transport::Transport;
 
 /// The hook the service calls after posting events, so the UI wakes up (egui's
@@ -208,6 +211,14 @@ pub enum Event {
     DayClosed(Box<Close>),
     /// An export was written (the file and its order count), or why not.
     Exported(Result<(PathBuf, usize), String>),
+    /// A provider account's health changed: its last valid answer, the failures since, the
+    /// last failure in plain words ([`health`]).
+    Health {
+        /// The provider account.
+        provider_id: String,
+        /// Its health now.
+        health: ProviderHealth,
+    },
 }
 
 /// Receives the service's events.
@@ -240,6 +251,8 @@ struct Inner {
     resumed: Vec<OrderNo>,
     /// The orders resumed at start.
     recovered: Mutex<std::collections::HashSet<OrderNo>>,
+    /// Each provider account's health ([`health`]).
+    health: Mutex<health::HealthBook>,
 }
 
 /// How long a charge waits for its provider's first account check (only right after start);
@@ -276,6 +289,7 @@ pub fn start(
         account_checked: tokio::sync::Notify::new(),
         resumed,
         recovered: Mutex::new(std::collections::HashSet::new()),
+        health: health::book(),
     });
     let handle = ServiceHandle { inner };
     match open {
@@ -348,6 +362,16 @@ impl ServiceHandle {
     /// The provider accounts.
     pub fn providers(&self) -> &[Arc<dyn Provider>] {
         &self.inner.config.providers
+    }
+
+    /// Every provider account's health now (accounts not yet called are absent); changes
+    /// come as [`Event::Health`].
+    pub fn health(&self) -> Vec<(String, ProviderHealth)> {
+        self.inner
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .all()
     }
 
     /// Whether this is demo mode.
@@ -434,10 +458,18 @@ impl ServiceHandle {
                         return;
                     };
                     let status = match inner.transport.send(&request).await {
-                        Ok(response) => provider
-                            .parse_account_check(&response)
-                            .map_err(|err| err.to_string()),
-                        Err(err) => Err(err.to_string()),
+                        Ok(response) => {
+                            let status = provider.parse_account_check(&response);
+                            inner.record_answer(provider.as_ref(), status.as_ref().map(|_| ()));
+                            status.map_err(|err| err.to_string())
+                        }
+                        Err(err) => {
+                            inner.record_health(
+                                provider.id(),
+                                Err(Failure::unreachable(err.0.clone())),
+                            );
+                            Err(err.to_string())
+                        }
                     };
                     inner.remember_account(
                         provider.id(),
@@ -846,7 +878,7 @@ impl Inner {
 
     /// Tells the provider that a cancelled order is closed, where its protocol can (so that
     /// it can no longer be paid), and keeps the answer in the order's event log.
-    async fn close_at_provider(&self, order: &OrderRow) {
+    async fn close_at_provider(self: &Arc<Self>, order: &OrderRow) {
         let Some(provider) = self.provider(&order.provider_id) else {
             return;
         };
@@ -860,7 +892,9 @@ impl Inner {
         };
         let (detail, raw) = match self.transport.send(&request).await {
             Ok(response) => {
-                let detail = match provider.parse_close(&response) {
+                let closed = provider.parse_close(&response);
+                self.record_answer(provider.as_ref(), closed.as_ref().copied());
+                let detail = match closed {
                     Ok(()) => "支付平台已关闭订单 / the provider closed the order".to_string(),
                     Err(err) => {
                         format!("支付平台未关闭订单 / the provider did not close the order: {err}")
@@ -868,10 +902,13 @@ impl Inner {
                 };
                 (detail, Some(response.body_text()))
             }
-            Err(err) => (
-                format!("关闭订单请求失败 / the close request failed: {err}"),
-                None,
-            ),
+            Err(err) => {
+                self.record_health(provider.id(), Err(Failure::unreachable(err.0.clone())));
+                (
+                    format!("关闭订单请求失败 / the close request failed: {err}"),
+                    None,
+                )
+            }
         };
         self.note(&order.order_no, "close", detail, raw).await;
     }
