@@ -57,6 +57,66 @@ impl Default for ListenerConfig {
     }
 }
 
+/// The customer display (`[display]`): a second window for a monitor that faces the
+/// customer, showing the shop's name when idle, the QR and the amount during a sale, then
+/// "paid". The till takes a changed value at any time (it reads it every frame).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisplaySettings {
+    /// Whether to show it (`enabled`, default false).
+    pub enabled: bool,
+    /// The shop's name shown when no sale is on (`shop_name`); empty shows a welcome.
+    pub shop_name: String,
+    /// The window's top-left corner in desktop coordinates (`position = "1920,0"`): a point
+    /// on the customer's monitor, so that full screen covers that monitor.
+    pub position: [i32; 2],
+    /// Whether it covers the monitor it is on (`fullscreen`, default true).
+    pub fullscreen: bool,
+}
+
+impl Default for DisplaySettings {
+    fn default() -> Self {
+        DisplaySettings {
+            enabled: false,
+            shop_name: String::new(),
+            position: [1920, 0],
+            fullscreen: true,
+        }
+    }
+}
+
+/// How far from the origin a display position may be, in pixels (any desktop of real
+/// monitors fits).
+const MAX_POSITION: i32 = 100_000;
+
+impl DisplaySettings {
+    /// Reads a position as written in the config, `"x,y"` in whole pixels (negative for a
+    /// monitor left of or above the main one), e.g. `"1920,0"`.
+    ///
+    /// # Errors
+    /// What is wrong, in words for whoever typed it.
+    pub fn parse_position(text: &str) -> Result<[i32; 2], String> {
+        let refuse = || {
+            format!(
+                "must be two whole numbers of pixels \"x,y\" from -{MAX_POSITION} to {MAX_POSITION} (e.g. \"1920,0\"), found `{text}`"
+            )
+        };
+        let (x, y) = text.split_once(',').ok_or_else(refuse)?;
+        let number = |part: &str| {
+            part.trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|n| (-MAX_POSITION..=MAX_POSITION).contains(n))
+                .ok_or_else(refuse)
+        };
+        Ok([number(x)?, number(y)?])
+    }
+
+    /// The position as the config writes it, `"x,y"`.
+    pub fn position_text(&self) -> String {
+        format!("{},{}", self.position[0], self.position[1])
+    }
+}
+
 /// A validated config.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -79,6 +139,8 @@ pub struct Config {
     pub day_start: chrono::NaiveTime,
     /// The callback listener.
     pub listener: ListenerConfig,
+    /// The customer display.
+    pub display: DisplaySettings,
     /// The provider accounts, in file order.
     pub providers: Vec<Arc<dyn Provider>>,
     /// Problems with the file that do not stop the till (e.g. others can read it), for staff.
@@ -137,6 +199,7 @@ impl Config {
             "language",
             "day_start",
             "listener",
+            "display",
             "provider",
         ];
         if let Some(unknown) = table.keys().find(|key| !TOP.contains(&key.as_str())) {
@@ -189,6 +252,7 @@ impl Config {
                 .map_err(|err| format!("key `day_start` {err} (e.g. \"04:00\")"))?,
         };
         let listener = parse_listener(table.get("listener"))?;
+        let display = parse_display(table.get("display"))?;
         let providers = parse_providers(table.get("provider"))?;
         let default_provider = match string("default_provider")? {
             Some(id) => {
@@ -215,6 +279,7 @@ impl Config {
             language,
             day_start,
             listener,
+            display,
             providers,
             warnings: Vec::new(),
         })
@@ -331,6 +396,52 @@ fn parse_listener(value: Option<&toml::Value>) -> Result<ListenerConfig, String>
         }
     }
     Ok(listener)
+}
+
+fn parse_display(value: Option<&toml::Value>) -> Result<DisplaySettings, String> {
+    let mut display = DisplaySettings::default();
+    let Some(value) = value else {
+        return Ok(display);
+    };
+    let table = value
+        .as_table()
+        .ok_or("`display` must be a table: [display]")?;
+    for (key, value) in table {
+        match (key.as_str(), value) {
+            ("enabled", toml::Value::Boolean(b)) => display.enabled = *b,
+            ("fullscreen", toml::Value::Boolean(b)) => display.fullscreen = *b,
+            ("shop_name", toml::Value::String(s)) => {
+                if s.chars().count() > 64 {
+                    return Err(format!(
+                        "[display] key `shop_name` must be at most 64 characters, found {}",
+                        s.chars().count()
+                    ));
+                }
+                display.shop_name = s.trim().to_string();
+            }
+            ("position", toml::Value::String(s)) => {
+                display.position = DisplaySettings::parse_position(s)
+                    .map_err(|why| format!("[display] key `position` {why}"))?;
+            }
+            ("enabled" | "fullscreen", other) => {
+                return Err(format!(
+                    "[display] key `{key}` must be true or false, found `{other}`"
+                ));
+            }
+            ("shop_name" | "position", other) => {
+                return Err(format!(
+                    "[display] key `{key}` must be a string in quotes, found {}",
+                    other.type_str()
+                ));
+            }
+            (other, _) => {
+                return Err(format!(
+                    "[display] unknown key `{other}` (allowed: enabled, shop_name, position, fullscreen)"
+                ));
+            }
+        }
+    }
+    Ok(display)
 }
 
 fn parse_providers(value: Option<&toml::Value>) -> Result<Vec<Arc<dyn Provider>>, String> {
@@ -504,6 +615,69 @@ mod tests {
             assert_eq!(mode, 0o600);
         }
         assert!(!dir.path().join("config.toml.tmp").exists());
+    }
+
+    #[test]
+    fn display_settings_default_off_and_refusals_name_the_key() {
+        let config = Config::parse(&config_text()).unwrap();
+        assert_eq!(config.display, DisplaySettings::default());
+        assert!(!config.display.enabled && config.display.fullscreen);
+        assert_eq!(config.display.position_text(), "1920,0");
+        let with =
+            |display: &str| Config::parse(&format!("[display]\n{display}\n{}", config_text()));
+        let display = with(
+            "enabled = true\nshop_name = \" 老王小卖部 \"\nposition = \"-1280, 0\"\nfullscreen = false",
+        )
+        .unwrap()
+        .display;
+        assert_eq!(
+            display,
+            DisplaySettings {
+                enabled: true,
+                shop_name: "老王小卖部".into(),
+                position: [-1280, 0],
+                fullscreen: false,
+            }
+        );
+        for (bad, says) in [
+            (
+                "position = \"1920\"",
+                "[display] key `position` must be two whole numbers",
+            ),
+            ("position = \"1920,x\"", "found `1920,x`"),
+            ("position = \"1920,0,0\"", "[display] key `position`"),
+            ("position = \"200000,0\"", "from -100000 to 100000"),
+            (
+                "position = [1920, 0]",
+                "[display] key `position` must be a string",
+            ),
+            (
+                "enabled = \"yes\"",
+                "[display] key `enabled` must be true or false",
+            ),
+            (
+                "fullscreen = 1",
+                "[display] key `fullscreen` must be true or false",
+            ),
+            (
+                "shop_name = 7",
+                "[display] key `shop_name` must be a string",
+            ),
+            (
+                "monitor = 2",
+                "[display] unknown key `monitor` (allowed: enabled, shop_name, position, fullscreen)",
+            ),
+        ] {
+            let err = with(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        let long = format!("shop_name = \"{}\"", "店".repeat(65));
+        assert!(with(&long).unwrap_err().contains("at most 64 characters"));
+        assert!(
+            Config::parse(&format!("display = 1\n{}", config_text()))
+                .unwrap_err()
+                .contains("[display]")
+        );
     }
 
     #[cfg(unix)]

@@ -163,6 +163,7 @@ fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, C
     state.operator = till.config.operator.clone();
     state.max_amount = till.config.max_amount;
     state.language = till.config.language;
+    state.display = till.config.display.clone();
     state.demo = till.demo;
     state.notices.extend(till.warnings.iter().cloned());
     state.history.export_dir = paths.data_dir.join("exports");

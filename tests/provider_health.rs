@@ -16,11 +16,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod till_window;
+
 use egui::Key;
-use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
-use qrtill::app::TillApp;
-use qrtill::app::state::{ProviderInfo, TillState};
 use qrtill::config::Config;
 use qrtill::ledger::Ledger;
 use qrtill::model::{Channel, Fen, OrderNo, PaymentStatus};
@@ -251,127 +250,56 @@ async fn a_wrong_key_is_said_in_plain_words() {
         .await;
 }
 
-struct UiRig {
-    runtime: tokio::runtime::Runtime,
-    service: ServiceHandle,
-    harness: Harness<'static, TillApp>,
-    _dir: tempfile::TempDir,
-}
-
-/// A till whose first account is the sandbox's gatepay with a wrong app secret, then the
-/// sandbox's ispay.
-fn ui_rig() -> UiRig {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (service, events, providers) = runtime.block_on(async {
-        let sandbox = start_sandbox().await;
-        // The wrong-key gatepay first, then the sandbox's own ispay.
-        let mut providers = wrong_key_accounts(&sandbox);
-        providers.truncate(1);
-        providers.push(sandbox.demo_providers()[0].clone());
-        let (service, events) = start_service(&sandbox, providers.clone(), &dir);
-        // Keep the sandbox's server task alive with the runtime.
-        std::mem::forget(sandbox);
-        (service, events, providers)
-    });
-    let infos = providers
-        .iter()
-        .map(|p| ProviderInfo::of(p.as_ref()))
-        .collect();
-    let mut state = TillState::with_providers(infos);
-    state.demo = true;
-    state.operator = "A01".into();
-    let app_service = service.clone();
-    let harness = Harness::builder()
-        .with_size(egui::vec2(1100.0, 760.0))
-        .build_eframe(move |cc| TillApp::new(&cc.egui_ctx, state, app_service, events));
-    UiRig {
-        runtime,
-        service,
-        harness,
-        _dir: dir,
-    }
-}
-
-impl UiRig {
-    fn wait_for(&mut self, label: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            self.harness.step();
-            if self
-                .harness
-                .query_all_by_label_contains(label)
-                .next()
-                .is_some()
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "`{label}` never appeared");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn type_text(&mut self, text: &str) {
-        self.harness.event(egui::Event::Text(text.into()));
-        self.harness.step();
-        self.harness.step();
-    }
-
-    fn key(&mut self, key: Key) {
-        self.harness.key_press(key);
-        self.harness.step();
-        self.harness.step();
-    }
-}
-
 #[test]
 fn a_refused_key_shows_on_the_status_bar_and_f6_switches_the_next_sale() {
-    let mut rig = ui_rig();
-    rig.harness.step();
-    assert_eq!(rig.harness.state().state.provider_id, "bad-gatepay");
-    rig.type_text("9.9");
-    rig.key(Key::Enter);
-    rig.type_text("1");
+    // The wrong-key gatepay first, then the sandbox's own ispay.
+    let mut till = till_window::start(
+        |sandbox| {
+            let mut accounts = wrong_key_accounts(sandbox);
+            accounts.truncate(1);
+            accounts.push(sandbox.demo_providers()[0].clone());
+            accounts
+        },
+        |state| state.operator = "A01".into(),
+    );
+    till.harness.step();
+    assert_eq!(till.harness.state().state.provider_id, "bad-gatepay");
+    till.typed("9.9");
+    till.key(Key::Enter);
+    till.typed("1");
     // gatepay refuses the sign (code 104): the bar says so in plain words and names the
     // account F6 switches to.
-    rig.wait_for("连续失败 1 次: 商户密钥或签名不对");
-    rig.harness.get_by_label_contains("F6 换到 ispay.in 就付");
+    till.wait_for("连续失败 1 次: 商户密钥或签名不对");
+    till.harness.get_by_label_contains("F6 换到 ispay.in 就付");
     // The same in English.
-    rig.harness.state_mut().state.language = qrtill::config::Language::En;
-    rig.wait_for("1 failure in a row: merchant key or signature refused");
-    rig.harness
+    till.harness.state_mut().state.language = qrtill::config::Language::En;
+    till.wait_for("1 failure in a row: merchant key or signature refused");
+    till.harness
         .get_by_label_contains("F6 switch to ispay.in 就付");
-    rig.harness.state_mut().state.language = qrtill::config::Language::Zh;
-    rig.harness.step();
-    // F6: the next sale goes to ispay; its health has no failure to show yet.
+    till.harness.state_mut().state.language = qrtill::config::Language::Zh;
+    till.harness.step();
     // Esc leaves the failed sale (its amount kept for a retry), Esc again clears it.
-    rig.key(Key::Escape);
-    rig.key(Key::Escape);
-    rig.key(Key::F6);
-    assert_eq!(rig.harness.state().state.provider_id, "demo-ispay");
+    till.key(Key::Escape);
+    till.key(Key::Escape);
+    // F6: the next sale goes to ispay; its health has no failure to show yet.
+    till.key(Key::F6);
+    assert_eq!(till.harness.state().state.provider_id, "demo-ispay");
     assert!(
-        rig.harness
+        till.harness
             .query_all_by_label_contains("连续失败")
             .next()
             .is_none(),
         "the new account has no failure"
     );
-    rig.type_text("9.9");
-    rig.key(Key::Enter);
-    rig.type_text("1");
-    rig.wait_for("请扫码支付");
+    till.typed("9.9");
+    till.key(Key::Enter);
+    till.typed("1");
+    till.wait_for("请扫码支付");
     // Its create answered: the bar shows when.
-    rig.wait_for("最近成功");
-    rig.key(Key::F9);
-    rig.wait_for("支付成功");
-    let rows = rig
-        .runtime
-        .block_on(rig.service.with_ledger(|l| l.orders_between(0, i64::MAX)))
-        .expect("ledger");
+    till.wait_for("最近成功");
+    till.key(Key::F9);
+    till.wait_for("支付成功");
+    let rows = till.orders();
     let paid: Vec<_> = rows
         .iter()
         .filter(|o| o.status == PaymentStatus::Paid)

@@ -26,6 +26,7 @@ pub struct TillApp {
     service: ServiceHandle,
     events: EventReceiver,
     textures: ui::QrTextures,
+    customer: ui::CustomerDisplay,
     frames: Option<crate::frames::FrameLog>,
 }
 
@@ -46,6 +47,7 @@ impl TillApp {
             service,
             events,
             textures: ui::QrTextures::default(),
+            customer: ui::CustomerDisplay::default(),
             frames: crate::frames::FrameLog::from_env(),
         }
     }
@@ -74,8 +76,7 @@ impl TillApp {
     /// Keys: digits and `.` type the amount; Backspace; Enter charges; Esc clears or cancels;
     /// 1–4 pick the channel in the channel step; F5 queries now; F6 switches the provider for
     /// the next sale; F9 simulates the payment in demo mode; F11 toggles full screen.
-    fn keys(&mut self, ctx: &egui::Context) -> Vec<Action> {
-        let events = ctx.input(|i| i.events.clone());
+    fn keys(&mut self, ctx: &egui::Context, events: Vec<InputEvent>) -> Vec<Action> {
         let mut actions = Vec::new();
         for event in events {
             match event {
@@ -268,7 +269,8 @@ impl eframe::App for TillApp {
         if let Some(wait) = self.drain() {
             ctx.request_repaint_after(wait);
         }
-        for action in self.keys(ctx) {
+        let events = ctx.input(|i| i.events.clone());
+        for action in self.keys(ctx, events) {
             self.run(action);
         }
         self.flush();
@@ -288,6 +290,16 @@ impl eframe::App for TillApp {
         let actions = ui::draw(ui, &mut self.state, &mut self.textures);
         for action in actions {
             self.run(action);
+        }
+        // Keys typed while the customer window had the focus count as the staff's.
+        let typed = self
+            .customer
+            .show(ui.ctx(), &self.state, &mut self.textures);
+        if !typed.is_empty() {
+            for action in self.keys(ui.ctx(), typed) {
+                self.run(action);
+            }
+            ui.ctx().request_repaint();
         }
         self.flush();
         // An action may have changed the screen: draw it now rather than on the next input.

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::history::{HistoryState, View};
-use crate::config::Language;
+use crate::config::{DisplaySettings, Language};
 use crate::ledger::{OrderRow, Totals};
 use crate::model::{Channel, Fen, OrderNo, PaymentStatus, QrPayload};
 use crate::service::{Command, Event, OrderUpdate, ProviderHealth};
@@ -152,6 +152,9 @@ pub struct TillState {
     /// Each provider account's health, by account id, as the service last reported it
     /// (absent until its first call).
     pub health: std::collections::HashMap<String, ProviderHealth>,
+    /// The customer display's settings (`[display]`), read every frame: a settings screen
+    /// may change them at any time.
+    pub display: DisplaySettings,
 }
 
 impl TillState {
@@ -293,6 +296,7 @@ impl TillState {
             day_start: crate::day::MIDNIGHT,
             recovered: Vec::new(),
             health: std::collections::HashMap::new(),
+            display: DisplaySettings::default(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! Screens read the view model and return [`Action`]s; they never call the service.
 
 mod closes;
+mod customer;
 mod done;
 mod history;
 mod qr;
@@ -13,6 +14,7 @@ use crate::app::history::View;
 use crate::app::state::{Action, Screen, TillState};
 use crate::config::Language;
 
+pub use self::customer::CustomerDisplay;
 pub use self::qr::QrTextures;
 
 /// The demo banner's colour: loud, so no demo sale passes for a real one.
