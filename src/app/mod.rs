@@ -248,6 +248,8 @@ impl TillApp {
         while let Ok(event) = self.events.try_recv() {
             self.state.apply(event, now);
         }
+        // The providers' latest success times, which come with no event of their own.
+        self.state.health.extend(self.service.health());
         // Orders changed on the shown day: one reload per frame however many changed.
         if self.state.history.dirty && self.state.view == View::History {
             self.state.history.refresh();

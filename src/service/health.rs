@@ -3,21 +3,16 @@
 //!
 //! Every exchange with a provider (create, query, account check, close) is recorded here.
 //! Invariant: the UI is told ([`super::Event::Health`]) only when what it shows changes; a
-//! success after a success only moves the time, which is sent at most once per
-//! [`TIME_ONLY_EVERY`] (the latest time follows in one delayed event), so a busy till does not
-//! repaint for it and an idle one does nothing at all.
+//! success after a success only moves the time, which is not sent (each event wakes the UI
+//! for a repaint, and an order watched for a late payment is asked every 10 s even on an
+//! idle till): the UI reads the latest time from [`super::ServiceHandle::health`] whenever
+//! it draws anyway, and the next event carries it too.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use tokio::time::Instant;
+use std::sync::Mutex;
 
 use super::{Event, Inner, now_ms};
 use crate::providers::health::Failure;
-
-/// The longest a moved "last success" time waits to be shown.
-pub const TIME_ONLY_EVERY: Duration = Duration::from_secs(10);
 
 /// One provider account's health, as the status bar shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -48,27 +43,19 @@ pub(super) struct HealthBook {
 #[derive(Default)]
 struct Tracked {
     now: ProviderHealth,
-    sent: Option<(ProviderHealth, Instant)>,
-    /// A delayed event with the latest time is on its way.
-    flush_pending: bool,
-}
-
-/// What to do after recording.
-enum Post {
-    Nothing,
-    Now(ProviderHealth),
-    After(Duration),
+    /// What the UI was last sent.
+    sent: Option<ProviderHealth>,
 }
 
 impl HealthBook {
-    /// Records an outcome at `at` (wall clock `wall_ms`); says what to tell the UI.
+    /// Records an outcome at wall clock `wall_ms`; returns the health to send when what the
+    /// UI shows changed beyond the time.
     fn record(
         &mut self,
         provider_id: &str,
         outcome: Result<(), Failure>,
-        at: Instant,
         wall_ms: i64,
-    ) -> Post {
+    ) -> Option<ProviderHealth> {
         let tracked = self.accounts.entry(provider_id.to_string()).or_default();
         match outcome {
             Ok(()) => {
@@ -82,39 +69,14 @@ impl HealthBook {
                 tracked.now.last_failure = Some(failure);
             }
         }
-        match &tracked.sent {
-            Some((sent, _)) if *sent == tracked.now => Post::Nothing,
-            Some((sent, when)) if sent.same_but_time(&tracked.now) => {
-                let since = at.saturating_duration_since(*when);
-                if since >= TIME_ONLY_EVERY {
-                    tracked.sent = Some((tracked.now.clone(), at));
-                    Post::Now(tracked.now.clone())
-                } else if tracked.flush_pending {
-                    Post::Nothing
-                } else {
-                    tracked.flush_pending = true;
-                    Post::After(TIME_ONLY_EVERY - since)
-                }
-            }
-            _ => {
-                tracked.sent = Some((tracked.now.clone(), at));
-                Post::Now(tracked.now.clone())
-            }
-        }
-    }
-
-    /// The delayed event: the latest health, unless something sent it meanwhile.
-    fn flush(&mut self, provider_id: &str, at: Instant) -> Option<ProviderHealth> {
-        let tracked = self.accounts.get_mut(provider_id)?;
-        tracked.flush_pending = false;
         if tracked
             .sent
             .as_ref()
-            .is_some_and(|(sent, _)| *sent == tracked.now)
+            .is_some_and(|sent| sent.same_but_time(&tracked.now))
         {
             return None;
         }
-        tracked.sent = Some((tracked.now.clone(), at));
+        tracked.sent = Some(tracked.now.clone());
         Some(tracked.now.clone())
     }
 
@@ -136,33 +98,16 @@ impl Inner {
 
     /// Records one exchange with `provider_id`: `Ok` for an answer that parsed as a valid
     /// provider answer, else why not.
-    pub(super) fn record_health(self: &Arc<Self>, provider_id: &str, outcome: Result<(), Failure>) {
+    pub(super) fn record_health(&self, provider_id: &str, outcome: Result<(), Failure>) {
         if let Err(failure) = &outcome {
             tracing::info!(provider = provider_id, kind = ?failure.kind, "provider call failed: {}", failure.detail);
         }
-        let post = self
-            .health_book()
-            .record(provider_id, outcome, Instant::now(), now_ms());
-        match post {
-            Post::Nothing => {}
-            Post::Now(health) => self.emit(Event::Health {
+        let changed = self.health_book().record(provider_id, outcome, now_ms());
+        if let Some(health) = changed {
+            self.emit(Event::Health {
                 provider_id: provider_id.to_string(),
                 health,
-            }),
-            Post::After(wait) => {
-                let inner = self.clone();
-                let id = provider_id.to_string();
-                self.runtime.spawn(async move {
-                    tokio::time::sleep(wait).await;
-                    let health = inner.health_book().flush(&id, Instant::now());
-                    if let Some(health) = health {
-                        inner.emit(Event::Health {
-                            provider_id: id,
-                            health,
-                        });
-                    }
-                });
-            }
+            });
         }
     }
 }
@@ -171,7 +116,7 @@ impl Inner {
     /// Records a provider's answer: `Ok` when it parsed as a valid answer, else the parse
     /// error, sorted by [`crate::providers::health::describe`].
     pub(super) fn record_answer(
-        self: &Arc<Self>,
+        &self,
         provider: &dyn crate::providers::Provider,
         parsed: Result<(), &crate::providers::ProviderError>,
     ) {
@@ -187,7 +132,7 @@ pub(super) fn book() -> Mutex<HealthBook> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
     use super::*;
     use crate::providers::health::FailureKind;
@@ -196,44 +141,31 @@ mod tests {
         Err(Failure::unreachable("timeout"))
     }
 
-    fn sent(post: Post) -> Option<ProviderHealth> {
-        match post {
-            Post::Now(health) => Some(health),
-            _ => None,
-        }
-    }
-
     #[test]
-    fn only_changes_are_sent_and_time_alone_waits() {
+    fn only_changes_are_sent_not_the_time_alone() {
         let mut book = HealthBook::default();
-        let t0 = Instant::now();
-        let first = sent(book.record("a", Ok(()), t0, 0)).unwrap();
-        assert!(first.last_success_ms.is_some());
-        // A success right after: only the time moved, sent later in one event.
-        assert!(matches!(
-            book.record("a", Ok(()), t0 + Duration::from_secs(1), 1_000),
-            Post::After(_)
-        ));
-        assert!(matches!(
-            book.record("a", Ok(()), t0 + Duration::from_secs(2), 2_000),
-            Post::Nothing
-        ));
-        assert!(book.flush("a", t0 + Duration::from_secs(10)).is_some());
-        // Failures are sent at once, counted.
-        let one = sent(book.record("a", down(), t0 + Duration::from_secs(11), 11_000)).unwrap();
+        let first = book.record("a", Ok(()), 1_000).unwrap();
+        assert_eq!(first.last_success_ms, Some(1_000));
+        // A success right after: only the time moved, nothing sent; the book has it.
+        assert_eq!(book.record("a", Ok(()), 2_000), None);
+        assert_eq!(book.all()[0].1.last_success_ms, Some(2_000));
+        // Failures are sent at once, counted, with the latest success time.
+        let one = book.record("a", down(), 3_000).unwrap();
         assert_eq!(one.consecutive_failures, 1);
+        assert_eq!(one.last_success_ms, Some(2_000));
         assert_eq!(
             one.last_failure.map(|f| f.kind),
             Some(FailureKind::ProviderDown)
         );
-        let two = sent(book.record("a", down(), t0 + Duration::from_secs(12), 12_000)).unwrap();
+        let two = book.record("a", down(), 4_000).unwrap();
         assert_eq!(two.consecutive_failures, 2);
         // A success resets, at once.
-        let back = sent(book.record("a", Ok(()), t0 + Duration::from_secs(13), 13_000)).unwrap();
+        let back = book.record("a", Ok(()), 5_000).unwrap();
         assert_eq!(back.consecutive_failures, 0);
         assert_eq!(back.last_failure, None);
-        // Past the interval, the time alone is sent at once.
-        assert!(sent(book.record("a", Ok(()), t0 + Duration::from_secs(30), 30_000)).is_some());
-        assert_eq!(book.all().len(), 1);
+        assert_eq!(back.last_success_ms, Some(5_000));
+        // Another account is its own.
+        assert!(book.record("b", down(), 6_000).is_some());
+        assert_eq!(book.all().len(), 2);
     }
 }

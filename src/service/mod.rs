@@ -364,8 +364,8 @@ impl ServiceHandle {
         &self.inner.config.providers
     }
 
-    /// Every provider account's health now (accounts not yet called are absent); changes
-    /// come as [`Event::Health`].
+    /// Every provider account's health now (accounts not yet called are absent), with the
+    /// latest success time; changes other than the time come as [`Event::Health`].
     pub fn health(&self) -> Vec<(String, ProviderHealth)> {
         self.inner
             .health
@@ -878,7 +878,7 @@ impl Inner {
 
     /// Tells the provider that a cancelled order is closed, where its protocol can (so that
     /// it can no longer be paid), and keeps the answer in the order's event log.
-    async fn close_at_provider(self: &Arc<Self>, order: &OrderRow) {
+    async fn close_at_provider(&self, order: &OrderRow) {
         let Some(provider) = self.provider(&order.provider_id) else {
             return;
         };
