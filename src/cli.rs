@@ -206,6 +206,18 @@ pub struct Till {
 /// The repaint hook, filled in once the window exists.
 pub type RepaintSlot = Arc<OnceLock<Arc<dyn Fn() + Send + Sync>>>;
 
+/// What the till window shows of a configured account (nothing said about it yet).
+pub fn provider_info(provider: &dyn crate::providers::Provider) -> crate::app::state::ProviderInfo {
+    crate::app::state::ProviderInfo {
+        id: provider.id().to_string(),
+        name: provider.display_name().to_string(),
+        channels: provider.channels().to_vec(),
+        can_query: provider.can_query(),
+        browser_needed: provider.payer_browser_needed(),
+        account: None,
+    }
+}
+
 /// Loads the config (or starts demo mode), opens the ledger, binds the listener and starts
 /// the service on the current runtime.
 ///

@@ -115,6 +115,20 @@ impl DisplaySettings {
     pub fn position_text(&self) -> String {
         format!("{},{}", self.position[0], self.position[1])
     }
+
+    /// The `[display]` table as the config file holds it (for writing the settings back);
+    /// [`Config::parse`] reads it back unchanged.
+    pub fn to_table(&self) -> toml::Table {
+        let mut table = toml::Table::new();
+        table.insert("enabled".into(), toml::Value::Boolean(self.enabled));
+        table.insert(
+            "shop_name".into(),
+            toml::Value::String(self.shop_name.clone()),
+        );
+        table.insert("position".into(), toml::Value::String(self.position_text()));
+        table.insert("fullscreen".into(), toml::Value::Boolean(self.fullscreen));
+        table
+    }
 }
 
 /// A validated config.
@@ -671,6 +685,11 @@ mod tests {
             let err = with(bad).unwrap_err();
             assert!(err.contains(says), "{bad}: {err}");
         }
+        // Written back, read back the same.
+        let mut file = toml::Table::new();
+        file.insert("display".into(), toml::Value::Table(display.to_table()));
+        let written = format!("{}\n{}", toml::to_string(&file).unwrap(), config_text());
+        assert_eq!(Config::parse(&written).unwrap().display, display);
         let long = format!("shop_name = \"{}\"", "店".repeat(65));
         assert!(with(&long).unwrap_err().contains("at most 64 characters"));
         assert!(

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use clap::Parser as _;
 use qrtill::app::TillApp;
-use qrtill::app::state::{ProviderInfo, TillState};
+use qrtill::app::state::TillState;
 use qrtill::cli::{self, Cli, CliError, Command, RepaintSlot};
 use qrtill::config::Paths;
 
@@ -156,7 +156,7 @@ fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, C
         .config
         .providers
         .iter()
-        .map(|p| ProviderInfo::of(p.as_ref()))
+        .map(|p| cli::provider_info(p.as_ref()))
         .collect();
     let mut state = TillState::with_providers(providers);
     state.switch_provider(provider.id());

@@ -84,20 +84,6 @@ pub struct ProviderInfo {
     pub account: Option<String>,
 }
 
-impl ProviderInfo {
-    /// What the till shows of a configured account (nothing said about it yet).
-    pub fn of(provider: &dyn crate::providers::Provider) -> Self {
-        ProviderInfo {
-            id: provider.id().to_string(),
-            name: provider.display_name().to_string(),
-            channels: provider.channels().to_vec(),
-            can_query: provider.can_query(),
-            browser_needed: provider.payer_browser_needed(),
-            account: None,
-        }
-    }
-}
-
 /// The till's whole view state.
 #[derive(Debug)]
 pub struct TillState {
@@ -759,7 +745,7 @@ mod tests {
 
     #[test]
     fn health_says_failures_and_the_switch_key_only_with_another_account() {
-        use crate::providers::health::{Failure, FailureKind};
+        use crate::service::{Failure, FailureKind};
         let info = |id: &str, name: &str| ProviderInfo {
             id: id.into(),
             name: name.into(),

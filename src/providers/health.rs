@@ -181,20 +181,20 @@ pub fn kind_by_words(message: &str) -> Option<FailureKind> {
 mod tests {
     use super::*;
 
-    /// The sandbox's demo account of a protocol (its config, at a URL nothing answers).
+    /// An account of a protocol (its keys as a config holds them, at a URL nothing answers).
     fn account(kind: &str) -> std::sync::Arc<dyn Provider> {
-        use crate::sandbox as s;
-        let url = format!("http://127.0.0.1:9/{kind}");
-        let text = match kind {
-            "ispay" => s::ispay::demo_config(&url),
-            "gatepay" => s::gatepay::demo_config(&url),
-            "yinqiantong" => s::yinqiantong::demo_config(&url),
-            "jings" => s::jings::demo_config(&url),
-            "epay" => s::epay::demo_config(&url),
-            _ => s::vmq::demo_config(&url),
+        let keys = match kind {
+            "ispay" => "userid = \"10001\"\nkey = \"k\"",
+            "gatepay" => "appkey = \"a\"\nappsecret = \"s\"",
+            "yinqiantong" => "appid = \"10000001\"\nappkey = \"a\"\napp_secret = \"s\"",
+            "jings" => "uid = \"10000001400000\"\ntoken = \"t\"",
+            "epay" => "pid = \"1001\"\nkey = \"k\"",
+            _ => "key = \"k\"",
         };
-        let config = crate::config::Config::parse(&text).expect("demo config");
-        config.providers.first().cloned().expect("one account")
+        let text = format!("base_url = \"http://127.0.0.1:9/{kind}\"\n{keys}");
+        let table: toml::Table = text.parse().expect("table");
+        let protocol = super::super::kind(kind).expect("a protocol");
+        (protocol.from_table)("test", &table).expect("an account")
     }
 
     fn refusal(kind: &str, code: &str, message: &str) -> FailureKind {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::{Event, Inner, now_ms};
-use crate::providers::health::Failure;
+pub use crate::providers::health::{Failure, FailureKind};
 
 /// One provider account's health, as the status bar shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -135,7 +135,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
     use super::*;
-    use crate::providers::health::FailureKind;
 
     fn down() -> Result<(), Failure> {
         Err(Failure::unreachable("timeout"))

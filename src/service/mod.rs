@@ -31,11 +31,10 @@ use crate::ledger::{
     OrderRow, Totals, Update,
 };
 use crate::model::{Channel, Fen, OrderNo, PaymentStatus, ProviderState, QrPayload};
-use crate::providers::health::Failure;
 use crate::providers::{AccountStatus, CallContext, CreateStep};
 use crate::providers::{CallbackAck, CallbackRequest, Provider};
 
-pub use self::health::ProviderHealth;
+pub use self::health::{Failure, FailureKind, ProviderHealth};
 pub use self::transport::Transport;
 
 /// The hook the service calls after posting events, so the UI wakes up (egui's
