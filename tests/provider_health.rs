@@ -297,6 +297,8 @@ fn a_refused_key_shows_on_the_status_bar_and_f6_switches_the_next_sale() {
     till.wait_for("请扫码支付");
     // Its create answered: the bar shows when.
     till.wait_for("最近成功");
+    // F9 acts on the QR screen, which follows the create's answer.
+    till.wait_for("等待顾客付款");
     till.key(Key::F9);
     till.wait_for("支付成功");
     let rows = till.orders();
