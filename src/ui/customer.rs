@@ -33,6 +33,8 @@ const EMBEDDED_SIZE: [f32; 2] = [560.0, 520.0];
 pub struct CustomerDisplay {
     /// Closed from the window manager with these settings: hidden while they stay so.
     closed_with: Option<DisplaySettings>,
+    /// Whether the window was drawn last frame (it exists, at its position).
+    open: bool,
 }
 
 impl CustomerDisplay {
@@ -60,6 +62,7 @@ impl CustomerDisplay {
             self.closed_with = None;
         }
         if !settings.enabled || self.closed_with.is_some() {
+            self.open = false;
             return Vec::new();
         }
         let [x, y] = settings.position;
@@ -72,7 +75,9 @@ impl CustomerDisplay {
             .with_app_id("qrtill-customer")
             .with_position(position)
             .with_inner_size(WINDOW_SIZE)
-            .with_fullscreen(settings.fullscreen)
+            // Full screen covers the monitor the window is on: asked for once the window
+            // exists at its position (at creation it would take the main monitor).
+            .with_fullscreen(settings.fullscreen && self.open)
             // Opening it must not take the focus from the staff window (where supported).
             .with_active(false);
         let (events, closed) =
@@ -98,6 +103,11 @@ impl CustomerDisplay {
                     (keys, i.viewport().close_requested())
                 })
             });
+        if !self.open && !closed && settings.fullscreen {
+            // One more frame, to ask for full screen now that the window exists.
+            ctx.request_repaint();
+        }
+        self.open = !closed;
         if closed {
             tracing::info!("customer display closed from the window manager: hidden");
             self.closed_with = Some(settings.clone());

@@ -29,13 +29,17 @@ OUT=${2:-$(mktemp -d)}
 IDLE=${3:-20}
 mkdir -p "$OUT"
 DATA=$(mktemp -d)
-DISPLAY_NUM=${DISPLAY_NUM:-96}
+DISPLAY_NUM=${DISPLAY_NUM:-171}
 export DISPLAY=":$DISPLAY_NUM"
 export XDG_RUNTIME_DIR=$(mktemp -d)
 chmod 700 "$XDG_RUNTIME_DIR"
 # The customer window's region on the screen.
 CX=1100 CY=0 CW=1024 CH=768
 
+# Another X server on that display would get our windows: refuse rather than share it.
+if xdpyinfo >/dev/null 2>&1; then
+  echo "FAIL: display $DISPLAY is in use; set DISPLAY_NUM to a free one"; exit 1
+fi
 Xvfb "$DISPLAY" -screen 0 2200x800x24 -nolisten tcp >/dev/null 2>&1 &
 XVFB=$!
 APP=
