@@ -122,6 +122,9 @@ pub enum Command {
         /// Order lifetime in seconds.
         #[arg(long, default_value_t = 300)]
         order_timeout: u64,
+        /// Milliseconds from create until the QR is issued (as a real provider may take).
+        #[arg(long, default_value_t = 300)]
+        qr_delay_ms: u64,
     },
 }
 
@@ -206,18 +209,6 @@ pub struct Till {
 /// The repaint hook, filled in once the window exists.
 pub type RepaintSlot = Arc<OnceLock<Arc<dyn Fn() + Send + Sync>>>;
 
-/// What the till window shows of a configured account (nothing said about it yet).
-pub fn provider_info(provider: &dyn crate::providers::Provider) -> crate::app::state::ProviderInfo {
-    crate::app::state::ProviderInfo {
-        id: provider.id().to_string(),
-        name: provider.display_name().to_string(),
-        channels: provider.channels().to_vec(),
-        can_query: provider.can_query(),
-        browser_needed: provider.payer_browser_needed(),
-        account: None,
-    }
-}
-
 /// Loads the config (or starts demo mode), opens the ledger, binds the listener and starts
 /// the service on the current runtime.
 ///
@@ -257,20 +248,10 @@ pub async fn start_till(paths: &Paths, repaint: RepaintSlot) -> Result<Till, Cli
         None
     };
     let bound = socket.as_ref().and_then(|s| s.local_addr().ok());
-    let notify_base = match (&config.listener.public_url, bound) {
-        (Some(url), _) => url.clone(),
-        (None, Some(addr)) => format!("http://{addr}"),
-        (None, None) => format!("http://{}", config.listener.listen),
-    };
     let service_config = ServiceConfig {
-        providers: config.providers.clone(),
-        order_timeout: config.order_timeout,
-        late_grace: config.late_grace,
         demo,
         sandbox_control: sandbox.as_ref().map(Sandbox::control_url),
-        notify_base,
-        public_url: config.listener.public_url.clone(),
-        day_start: config.day_start,
+        ..crate::settings::service_config(&config, bound)
     };
     let hook: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
         if let Some(repaint) = repaint.get() {
@@ -1106,11 +1087,12 @@ pub async fn sandbox(
     listen: SocketAddr,
     auto_pay_after: Option<u64>,
     order_timeout: u64,
+    qr_delay_ms: u64,
 ) -> Result<i32, CliError> {
     let options = SandboxOptions {
         auto_pay_after: auto_pay_after.map(Duration::from_secs),
         order_timeout: Duration::from_secs(order_timeout.max(1)),
-        ..SandboxOptions::default()
+        qr_delay: Duration::from_millis(qr_delay_ms),
     };
     let sandbox = Sandbox::start(listen, options)
         .await

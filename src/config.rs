@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::model::{DEFAULT_MAX_AMOUNT, Fen};
 use crate::providers::{self, Provider};
+use crate::sound::{MAX_VOLUME, SoundSettings};
 
 /// The default listen address of the callback listener.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8765";
@@ -34,6 +35,36 @@ pub enum Language {
     Zh,
     /// English.
     En,
+}
+
+/// The colours of the till.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Theme {
+    /// Light text on dark (the default: easy on the eyes all day, high contrast).
+    #[default]
+    Dark,
+    /// Dark text on light (bright shops, sunlight on the screen).
+    Light,
+}
+
+impl Theme {
+    /// Its name in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Theme::Dark => "dark",
+            Theme::Light => "light",
+        }
+    }
+}
+
+impl Language {
+    /// Its name in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Zh => "zh",
+            Language::En => "en",
+        }
+    }
 }
 
 /// The callback listener's settings.
@@ -138,8 +169,12 @@ pub struct Config {
     pub path: Option<PathBuf>,
     /// The provider used when the till starts.
     pub default_provider: String,
-    /// The operator recorded on every sale.
+    /// The operator recorded on every sale (the one chosen at start).
     pub operator: String,
+    /// Everyone who may work the till, for the operator switch (may be empty).
+    pub operators: Vec<String>,
+    /// The colours.
+    pub theme: Theme,
     /// The largest amount one sale may have.
     pub max_amount: Fen,
     /// How long an order waits for payment when its provider does not say.
@@ -157,6 +192,8 @@ pub struct Config {
     pub display: DisplaySettings,
     /// The provider accounts, in file order.
     pub providers: Vec<Arc<dyn Provider>>,
+    /// The paid chime and announcement (`[sound]`).
+    pub sound: SoundSettings,
     /// Problems with the file that do not stop the till (e.g. others can read it), for staff.
     pub warnings: Vec<String>,
 }
@@ -207,6 +244,8 @@ impl Config {
         const TOP: &[&str] = &[
             "default_provider",
             "operator",
+            "operators",
+            "theme",
             "max_amount",
             "order_timeout_secs",
             "late_grace_secs",
@@ -215,6 +254,7 @@ impl Config {
             "listener",
             "display",
             "provider",
+            "sound",
         ];
         if let Some(unknown) = table.keys().find(|key| !TOP.contains(&key.as_str())) {
             return Err(format!(
@@ -265,8 +305,19 @@ impl Config {
             Some(text) => crate::day::parse_day_start(&text)
                 .map_err(|err| format!("key `day_start` {err} (e.g. \"04:00\")"))?,
         };
+        let theme = match string("theme")?.as_deref() {
+            None | Some("dark") => Theme::Dark,
+            Some("light") => Theme::Light,
+            Some(other) => {
+                return Err(format!(
+                    "key `theme` must be \"dark\" or \"light\", found `{other}`"
+                ));
+            }
+        };
+        let operators = parse_operators(table.get("operators"))?;
         let listener = parse_listener(table.get("listener"))?;
         let display = parse_display(table.get("display"))?;
+        let sound = parse_sound(table.get("sound"))?;
         let providers = parse_providers(table.get("provider"))?;
         let default_provider = match string("default_provider")? {
             Some(id) => {
@@ -286,7 +337,11 @@ impl Config {
         Ok(Config {
             path: None,
             default_provider,
-            operator: string("operator")?.unwrap_or_default(),
+            operator: string("operator")?
+                .or_else(|| operators.first().cloned())
+                .unwrap_or_default(),
+            operators,
+            theme,
             max_amount,
             order_timeout: seconds("order_timeout_secs", 300, 86_400)?,
             late_grace: seconds("late_grace_secs", 600, 86_400)?,
@@ -295,6 +350,7 @@ impl Config {
             listener,
             display,
             providers,
+            sound,
             warnings: Vec::new(),
         })
     }
@@ -369,6 +425,30 @@ fn ids(providers: &[Arc<dyn Provider>]) -> String {
         .join(", ")
 }
 
+/// `operators = ["张三", "李四"]`: names of 1–32 characters, each once.
+fn parse_operators(value: Option<&toml::Value>) -> Result<Vec<String>, String> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let list = value
+        .as_array()
+        .ok_or("key `operators` must be a list of names, e.g. operators = [\"张三\", \"李四\"]")?;
+    let mut names: Vec<String> = Vec::new();
+    for item in list {
+        let name = item.as_str().map(str::trim).unwrap_or_default();
+        if name.is_empty() || name.chars().count() > 32 {
+            return Err(format!(
+                "key `operators` must hold names of 1 to 32 characters in quotes, found `{item}`"
+            ));
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(format!("key `operators` names `{name}` twice"));
+        }
+        names.push(name.to_string());
+    }
+    Ok(names)
+}
+
 fn parse_listener(value: Option<&toml::Value>) -> Result<ListenerConfig, String> {
     let mut listener = ListenerConfig::default();
     let Some(value) = value else {
@@ -410,6 +490,39 @@ fn parse_listener(value: Option<&toml::Value>) -> Result<ListenerConfig, String>
         }
     }
     Ok(listener)
+}
+
+fn parse_sound(value: Option<&toml::Value>) -> Result<SoundSettings, String> {
+    let mut sound = SoundSettings::default();
+    let Some(value) = value else {
+        return Ok(sound);
+    };
+    let table = value.as_table().ok_or("`sound` must be a table: [sound]")?;
+    for (key, value) in table {
+        match (key.as_str(), value) {
+            ("enabled", toml::Value::Boolean(b)) => sound.enabled = *b,
+            ("enabled", other) => {
+                return Err(format!(
+                    "[sound] key `enabled` must be true or false, found {}",
+                    other.type_str()
+                ));
+            }
+            ("volume", toml::Value::Integer(n)) if (0..=i64::from(MAX_VOLUME)).contains(n) => {
+                sound.volume = u8::try_from(*n).unwrap_or(MAX_VOLUME);
+            }
+            ("volume", other) => {
+                return Err(format!(
+                    "[sound] key `volume` must be a whole number from 0 to {MAX_VOLUME}, found `{other}`"
+                ));
+            }
+            (other, _) => {
+                return Err(format!(
+                    "[sound] unknown key `{other}` (allowed: enabled, volume)"
+                ));
+            }
+        }
+    }
+    Ok(sound)
 }
 
 fn parse_display(value: Option<&toml::Value>) -> Result<DisplaySettings, String> {
@@ -609,6 +722,52 @@ mod tests {
             !message.contains(KEY),
             "panic message shows the key: {message}"
         );
+    }
+
+    #[test]
+    fn sound_defaults_and_refusals() {
+        let config = Config::parse(&config_text()).unwrap();
+        assert_eq!(
+            config.sound,
+            SoundSettings {
+                enabled: true,
+                volume: 80
+            }
+        );
+        let with = |sound: &str| Config::parse(&format!("{sound}\n{}", config_text()));
+        let config = with("[sound]\nenabled = false\nvolume = 0").unwrap();
+        assert_eq!(
+            config.sound,
+            SoundSettings {
+                enabled: false,
+                volume: 0
+            }
+        );
+        assert_eq!(with("[sound]\nvolume = 100").unwrap().sound.volume, 100);
+        assert!(with("[sound]").unwrap().sound.enabled);
+        let refused = [
+            (
+                "[sound]\nvolume = 101",
+                "[sound] key `volume` must be a whole number from 0 to 100, found `101`",
+            ),
+            ("[sound]\nvolume = -1", "found `-1`"),
+            ("[sound]\nvolume = \"80\"", "found `\"80\"`"),
+            ("[sound]\nvolume = 50.5", "from 0 to 100"),
+            (
+                "[sound]\nenabled = \"yes\"",
+                "[sound] key `enabled` must be true or false, found string",
+            ),
+            ("[sound]\nenabled = 1", "must be true or false"),
+            (
+                "[sound]\nloud = true",
+                "[sound] unknown key `loud` (allowed: enabled, volume)",
+            ),
+            ("sound = 80", "`sound` must be a table: [sound]"),
+        ];
+        for (text, message) in refused {
+            let err = with(text).unwrap_err();
+            assert!(err.contains(message), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!
 //! Dependencies flow one way: `app`/`ui` → `service` (commands and events only) →
 //! `providers`, `ledger` → `model`. `providers` are sans-IO; `service` does all I/O;
-//! `sandbox` speaks the providers' wire formats on loopback.
+//! `sandbox` speaks the providers' wire formats on loopback. `app` plays `sound`, which knows
+//! only `model`.
 
 pub mod app;
 pub mod cli;
@@ -21,4 +22,6 @@ pub mod qr;
 pub mod sandbox;
 pub mod secret;
 pub mod service;
+pub mod settings;
+pub mod sound;
 pub mod ui;

@@ -135,7 +135,13 @@ fn run(args: Cli, paths: &Paths) -> Result<i32, CliError> {
             listen,
             auto_pay_after,
             order_timeout,
-        }) => runtime.block_on(cli::sandbox(listen, auto_pay_after, order_timeout)),
+            qr_delay_ms,
+        }) => runtime.block_on(cli::sandbox(
+            listen,
+            auto_pay_after,
+            order_timeout,
+            qr_delay_ms,
+        )),
     }
 }
 
@@ -149,21 +155,14 @@ fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, C
             return Err(err);
         }
     };
-    let Some(provider) = till.config.provider(&till.config.default_provider).cloned() else {
+    let mut till = till;
+    if till.config.providers.is_empty() {
         return Err(CliError::Usage("no provider configured".into()));
-    };
-    let providers = till
-        .config
-        .providers
-        .iter()
-        .map(|p| cli::provider_info(p.as_ref()))
-        .collect();
-    let mut state = TillState::with_providers(providers);
-    state.switch_provider(provider.id());
-    state.operator = till.config.operator.clone();
-    state.max_amount = till.config.max_amount;
-    state.language = till.config.language;
-    state.display = till.config.display.clone();
+    }
+    let mut state = TillState::with_providers(Vec::new());
+    state.apply_config(&till.config);
+    // Several people work this till: ask who is at it before the first sale.
+    state.picking_operator = till.config.operators.len() > 1;
     state.demo = till.demo;
     state.notices.extend(till.warnings.iter().cloned());
     state.history.export_dir = paths.data_dir.join("exports");
@@ -181,18 +180,43 @@ fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, C
         ..Default::default()
     };
     let _guard = runtime.enter();
+    let repaint_slot = slot.clone();
+    let repaint: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        if let Some(repaint) = repaint_slot.get() {
+            repaint();
+        }
+    });
+    let demo_text = till.sandbox.as_ref().map(|s| s.demo_config());
+    let listener = till
+        .listener_handle
+        .take()
+        .map(|l| (till.config.listener.clone(), l));
+    let settings = qrtill::settings::SettingsHost::new(
+        &paths.config,
+        demo_text.as_deref().map(|text| (&till.config, text)),
+        till.service.clone(),
+        listener,
+        repaint,
+    );
+    let settings = match settings {
+        Ok(host) => Some(host),
+        Err(err) => {
+            tracing::warn!("settings screen unavailable: {err}");
+            None
+        }
+    };
     eframe::run_native(
         "qrtill",
         options,
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
             let _ = slot.set(Arc::new(move || ctx.request_repaint()));
-            Ok(Box::new(TillApp::new(
-                &cc.egui_ctx,
-                state,
-                till.service,
-                till.events,
-            )))
+            let app = TillApp::new(&cc.egui_ctx, state, till.service, till.events)
+                .with_sound(till.config.sound);
+            Ok(Box::new(match settings {
+                Some(host) => app.with_settings(host),
+                None => app,
+            }))
         }),
     )
     .map_err(|err| CliError::Other(format!("cannot open the window: {err}")))?;

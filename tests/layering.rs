@@ -107,3 +107,21 @@ fn the_ui_does_no_io() {
         );
     }
 }
+
+#[test]
+fn the_sound_knows_only_the_model() {
+    assert_free_of(
+        "src/sound",
+        &[
+            "crate::service",
+            "crate::ledger",
+            "crate::providers",
+            "crate::app",
+            "crate::ui",
+            "egui",
+            "tokio",
+            "std::fs",
+            "std::thread",
+        ],
+    );
+}

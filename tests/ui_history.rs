@@ -290,7 +290,7 @@ fn closes_the_day_behind_a_confirmation_and_exports_the_close() {
     rig.harness.step();
     rig.wait_for("No.1 ");
     rig.wait_for("第 1 号交班");
-    rig.key(Key::F4);
+    rig.key(Key::F7);
     rig.wait_for("已导出 4 笔订单到");
     let file = rig.exports.join("qrtill-close-1.csv");
     let bytes = std::fs::read(&file).expect("the export file");

@@ -29,6 +29,8 @@ pub enum View {
     History,
     /// The day closes (F3).
     Closes,
+    /// The settings (F4).
+    Settings,
 }
 
 /// Why a typed export range was refused: which field, and what was typed.

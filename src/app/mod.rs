@@ -7,6 +7,7 @@
 
 pub mod fonts;
 pub mod history;
+pub mod settings;
 pub mod state;
 
 use std::time::{Duration, Instant};
@@ -14,9 +15,11 @@ use std::time::{Duration, Instant};
 use egui::{Event as InputEvent, Key};
 
 use self::history::View;
+use self::settings::SettingsRequest;
 use self::state::{Action, PadKey, Screen, TillState};
 use crate::model::OrderNo;
 use crate::service::{ChargeRequest, Command, EventReceiver, ServiceHandle};
+use crate::sound::{Sound, SoundSettings};
 use crate::ui;
 
 /// The till.
@@ -28,10 +31,16 @@ pub struct TillApp {
     textures: ui::QrTextures,
     customer: ui::CustomerDisplay,
     frames: Option<crate::frames::FrameLog>,
+    settings: Option<crate::settings::SettingsHost>,
+    /// The colours last given to egui.
+    theme: Option<crate::config::Theme>,
+    /// The paid chime and announcement; settings change through [`Sound::set`].
+    pub sound: Sound,
 }
 
 impl TillApp {
-    /// Builds the app on an egui context: installs fonts and style.
+    /// Builds the app on an egui context: installs fonts and style. Silent until
+    /// [`TillApp::with_sound`] gives it the configured sound settings.
     pub fn new(
         ctx: &egui::Context,
         state: TillState,
@@ -49,7 +58,73 @@ impl TillApp {
             textures: ui::QrTextures::default(),
             customer: ui::CustomerDisplay::default(),
             frames: crate::frames::FrameLog::from_env(),
+            settings: None,
+            theme: None,
+            sound: Sound::new(SoundSettings {
+                enabled: false,
+                ..SoundSettings::default()
+            }),
         }
+    }
+
+    /// Gives the till its settings screen: where to save and how to apply.
+    #[must_use]
+    pub fn with_settings(mut self, host: crate::settings::SettingsHost) -> Self {
+        self.settings = Some(host);
+        self
+    }
+
+    /// Opens a screen; the settings screen starts from the settings in use.
+    fn open_view(&mut self, view: View) {
+        if view == View::Settings
+            && let Some(host) = &self.settings
+        {
+            self.state.settings.open(host.draft());
+        }
+        self.state.open_view(view);
+    }
+
+    /// Carries out the settings screen's requests and takes a finished save.
+    fn settings_work(&mut self) {
+        let requests: Vec<_> = self.state.settings.outbox.drain(..).collect();
+        for request in requests {
+            match (request, &self.settings) {
+                (SettingsRequest::Save(draft), Some(host)) => host.save(draft),
+                (SettingsRequest::Test(draft, index), Some(host)) => {
+                    if let Err(message) = host.test(&draft, index) {
+                        let id = draft.providers.get(index).map(|p| p.id.clone());
+                        self.state
+                            .settings
+                            .tested(&id.unwrap_or_default(), Err(message));
+                    }
+                }
+                (_, None) => self.state.settings.saved(Err(
+                    "no config file location: settings cannot be saved here".into(),
+                )),
+            }
+        }
+        let Some(outcome) = self.settings.as_mut().and_then(|host| host.poll()) else {
+            return;
+        };
+        match outcome {
+            Ok(applied) => {
+                self.state.apply_config(&applied.config);
+                self.sound.set(applied.config.sound);
+                self.state.settings.saved(Ok(applied.message));
+                if self.state.view == View::Settings
+                    && let Some(host) = &self.settings
+                {
+                    self.state.settings.open(host.draft());
+                }
+            }
+            Err(message) => self.state.settings.saved(Err(message)),
+        }
+    }
+
+    /// Plays the paid sound with these settings (config `[sound]`).
+    pub fn with_sound(mut self, settings: SoundSettings) -> Self {
+        self.sound.set(settings);
+        self
     }
 
     /// Runs an action from a key or a click.
@@ -90,6 +165,14 @@ impl TillApp {
                     pressed: true,
                     modifiers,
                     ..
+                } if self.state.view == View::Settings && modifiers.command && key == Key::S => {
+                    self.state.settings.save();
+                }
+                InputEvent::Key {
+                    key,
+                    pressed: true,
+                    modifiers,
+                    ..
                 } if !modifiers.ctrl && !modifiers.alt && !modifiers.command => {
                     if key == Key::F11 {
                         // Full screen for the customer-facing QR; F11 again to leave it.
@@ -98,15 +181,24 @@ impl TillApp {
                     }
                     actions.extend(match key {
                         Key::F1 => {
-                            self.state.open_view(View::Till);
+                            self.open_view(View::Till);
                             None
                         }
                         Key::F2 => {
-                            self.state.open_view(View::History);
+                            self.open_view(View::History);
                             None
                         }
                         Key::F3 => {
-                            self.state.open_view(View::Closes);
+                            self.open_view(View::Closes);
+                            None
+                        }
+                        Key::F4 => {
+                            self.open_view(View::Settings);
+                            None
+                        }
+                        // The settings screen's keys work from inside its fields.
+                        _ if self.state.view == View::Settings => {
+                            self.settings_key(key);
                             None
                         }
                         // While staff type in a field (the history's date) or a menu is
@@ -124,6 +216,7 @@ impl TillApp {
                                 self.closes_key(key);
                                 None
                             }
+                            View::Settings => None,
                         },
                     });
                 }
@@ -135,6 +228,12 @@ impl TillApp {
 
     fn char_key(&mut self, ch: char) -> Option<Action> {
         if self.state.view != View::Till {
+            return None;
+        }
+        if self.state.picking_operator {
+            if let Some(n) = ch.to_digit(10).and_then(|d| usize::try_from(d).ok()) {
+                self.state.pick_operator(n);
+            }
             return None;
         }
         match (&self.state.screen, ch) {
@@ -157,7 +256,20 @@ impl TillApp {
     }
 
     fn named_key(&mut self, key: Key) -> Option<Action> {
+        if self.state.picking_operator {
+            if key == Key::Escape {
+                self.state.picking_operator = false;
+            }
+            return None;
+        }
         match key {
+            Key::F10
+                if self.state.operators.len() > 1
+                    && matches!(self.state.screen, Screen::Till | Screen::PickChannel) =>
+            {
+                self.state.picking_operator = true;
+                None
+            }
             Key::Enter => self.state.enter(),
             Key::Escape => self.state.escape(),
             Key::Backspace => {
@@ -179,7 +291,7 @@ impl TillApp {
     }
 
     /// History keys: Left/Right or PageUp/PageDown a day back/on, Home today, Up/Down the
-    /// row, Enter the detail, F5 query again, F4 export the day, Esc close the detail or leave.
+    /// row, Enter the detail, F5 query again, F7 export the day, Esc close the detail or leave.
     fn history_key(&mut self, key: Key) -> Option<Action> {
         let history = &mut self.state.history;
         match key {
@@ -193,7 +305,7 @@ impl TillApp {
             Key::ArrowDown => history.move_selection(1),
             Key::Enter => history.open_detail(),
             Key::F5 => return history.queryable().map(Action::QueryNow),
-            Key::F4 => {
+            Key::F7 => {
                 if let Some(date) = history.date {
                     history.export_days(date, date);
                 }
@@ -205,8 +317,24 @@ impl TillApp {
         None
     }
 
+    /// Settings keys (they work while a field has the focus): Ctrl+S save and apply, F5 test
+    /// the chosen account, F7 add an account, F8 remove it, PageUp/PageDown choose another,
+    /// Esc back to the till (the draft stays until saved).
+    fn settings_key(&mut self, key: Key) {
+        let settings = &mut self.state.settings;
+        match key {
+            Key::F5 => settings.test_selected(),
+            Key::F7 => settings.add_account(),
+            Key::F8 => settings.remove_selected(),
+            Key::PageUp => settings.move_selection(-1),
+            Key::PageDown => settings.move_selection(1),
+            Key::Escape => self.state.open_view(View::Till),
+            _ => {}
+        }
+    }
+
     /// Closes keys: Up/Down pick a close, F8 close the day (asks first), Enter confirms,
-    /// F4 exports the shown close, Esc cancels the confirmation or leaves.
+    /// F7 exports the shown close, Esc cancels the confirmation or leaves.
     fn closes_key(&mut self, key: Key) {
         let operator = self.state.operator.clone();
         let history = &mut self.state.history;
@@ -217,7 +345,7 @@ impl TillApp {
             Key::Enter if history.preview.is_some() => {
                 history.outbox.push(Command::CloseDay { operator });
             }
-            Key::F4 => {
+            Key::F7 => {
                 if let Some(number) = history.shown_close().map(|c| c.number) {
                     history.export_close(number);
                 }
@@ -250,6 +378,9 @@ impl TillApp {
         }
         // The providers' latest success times, which come with no event of their own.
         self.state.health.extend(self.service.health());
+        for amount in self.state.announce.drain(..) {
+            self.sound.play_paid(amount);
+        }
         // Orders changed on the shown day: one reload per frame however many changed.
         if self.state.history.dirty && self.state.view == View::History {
             self.state.history.refresh();
@@ -276,6 +407,14 @@ impl eframe::App for TillApp {
             self.run(action);
         }
         self.flush();
+        self.settings_work();
+        if self.theme != Some(self.state.theme) {
+            self.theme = Some(self.state.theme);
+            ctx.set_theme(match self.state.theme {
+                crate::config::Theme::Dark => egui::Theme::Dark,
+                crate::config::Theme::Light => egui::Theme::Light,
+            });
+        }
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
@@ -284,6 +423,7 @@ impl eframe::App for TillApp {
                 View::Till => "till",
                 View::History => "history",
                 View::Closes => "closes",
+                View::Settings => "settings",
             };
             if !log.record(frame.info().cpu_usage, view) {
                 self.frames = None;
@@ -304,6 +444,7 @@ impl eframe::App for TillApp {
             ui.ctx().request_repaint();
         }
         self.flush();
+        self.settings_work();
         // An action may have changed the screen: draw it now rather than on the next input.
         if ui.ctx().input(|i| !i.events.is_empty()) {
             ui.ctx().request_repaint();

@@ -8,7 +8,8 @@
 use std::time::{Duration, Instant};
 
 use super::history::{HistoryState, View};
-use crate::config::{DisplaySettings, Language};
+use super::settings::{SettingsState, verdict_words};
+use crate::config::{Config, DisplaySettings, Language, Theme};
 use crate::ledger::{OrderRow, Totals};
 use crate::model::{Channel, Fen, OrderNo, PaymentStatus, QrPayload};
 use crate::service::{Command, Event, OrderUpdate, ProviderHealth};
@@ -108,6 +109,14 @@ pub struct TillState {
     pub providers: Vec<ProviderInfo>,
     /// The operator recorded on sales.
     pub operator: String,
+    /// Everyone who may work the till (the operator switch, F10).
+    pub operators: Vec<String>,
+    /// The operator list is up (at start when several may work the till, or F10).
+    pub picking_operator: bool,
+    /// Colours.
+    pub theme: Theme,
+    /// The settings screen.
+    pub settings: SettingsState,
     /// The largest amount allowed.
     pub max_amount: Fen,
     /// UI language.
@@ -141,6 +150,24 @@ pub struct TillState {
     /// The customer display's settings (`[display]`), read every frame: a settings screen
     /// may change them at any time.
     pub display: DisplaySettings,
+    /// Paid amounts to announce (chime and voice), one per sale; the app plays and empties it.
+    pub announce: Vec<Fen>,
+    /// The last sale announced, so a repeated paid report is not announced twice.
+    announced: Option<OrderNo>,
+}
+
+impl ProviderInfo {
+    /// How the till shows an account.
+    pub fn of(provider: &dyn crate::providers::Provider) -> Self {
+        ProviderInfo {
+            id: provider.id().to_string(),
+            name: provider.display_name().to_string(),
+            channels: provider.channels().to_vec(),
+            can_query: provider.can_query(),
+            browser_needed: provider.payer_browser_needed(),
+            account: None,
+        }
+    }
 }
 
 impl TillState {
@@ -268,6 +295,10 @@ impl TillState {
             provider_name: provider_name.to_string(),
             provider_can_query: can_query,
             operator: String::new(),
+            operators: Vec::new(),
+            picking_operator: false,
+            theme: Theme::Dark,
+            settings: SettingsState::default(),
             max_amount: crate::model::DEFAULT_MAX_AMOUNT,
             language: Language::Zh,
             demo: false,
@@ -283,6 +314,46 @@ impl TillState {
             recovered: Vec::new(),
             health: std::collections::HashMap::new(),
             display: DisplaySettings::default(),
+            announce: Vec::new(),
+            announced: None,
+        }
+    }
+
+    /// Takes the settings of a config (at start, and after the settings screen saved): the
+    /// accounts, operators, language, colours, business day and largest amount. The provider
+    /// for the next sale becomes the default one unless the current one is still configured.
+    pub fn apply_config(&mut self, config: &Config) {
+        self.providers = config
+            .providers
+            .iter()
+            .map(|p| ProviderInfo::of(p.as_ref()))
+            .collect();
+        let keep =
+            self.providers.iter().any(|p| p.id == self.provider_id) && !self.provider_id.is_empty();
+        let id = if keep {
+            self.provider_id.clone()
+        } else {
+            config.default_provider.clone()
+        };
+        let free = matches!(self.screen, Screen::Till | Screen::PickChannel);
+        if free {
+            self.switch_provider(&id);
+        }
+        self.operators = config.operators.clone();
+        // The operator of the settings is who works the till now (F10 switches later).
+        self.operator = config.operator.clone();
+        self.language = config.language;
+        self.theme = config.theme;
+        self.day_start = config.day_start;
+        self.max_amount = config.max_amount;
+        self.display = config.display.clone();
+    }
+
+    /// Picks operator N (1-based) of the list and closes it.
+    pub fn pick_operator(&mut self, n: usize) {
+        if let Some(name) = n.checked_sub(1).and_then(|i| self.operators.get(i)) {
+            self.operator = name.clone();
+            self.picking_operator = false;
         }
     }
 
@@ -465,6 +536,7 @@ impl TillState {
                 self.history.show_day(date);
             }
             View::Closes => self.history.outbox.push(Command::ListCloses),
+            View::Settings => {}
         }
         self.view = view;
     }
@@ -521,6 +593,13 @@ impl TillState {
                 }
             }
             Event::Totals(totals) => self.totals = totals,
+            Event::ConnectionTested {
+                provider_id,
+                verdict,
+            } => {
+                let words = verdict_words(&verdict, self.language == Language::En);
+                self.settings.tested(&provider_id, words);
+            }
             Event::Notice(message) => self.notices.push(message),
             Event::Account {
                 provider_id,
@@ -585,6 +664,14 @@ impl TillState {
         }
         let status = update.order.status;
         let order_no = update.order.order_no.clone();
+        // The sale on screen became paid (also late, after it expired): announce what was
+        // paid, once per order however often the service reports it.
+        if status == PaymentStatus::Paid && self.announced.as_ref() != Some(&order_no) {
+            let order = &update.order;
+            self.announce
+                .push(order.paid.unwrap_or_else(|| order.payable_or_amount()));
+            self.announced = Some(order_no.clone());
+        }
         self.order = Some(update.order);
         match status {
             PaymentStatus::Creating => {}
@@ -798,6 +885,48 @@ mod tests {
         // Another account's failures are not the current one's.
         t.next_provider();
         assert_eq!(t.health_failure_text(), None);
+    }
+
+    #[test]
+    fn a_paid_sale_is_announced_once() {
+        let now = Instant::now();
+        let sale = |t: &mut TillState, no: &str| {
+            let order_no = OrderNo::new(no).unwrap();
+            t.charging(order_no);
+        };
+        let mut t = till();
+        sale(&mut t, "P1");
+        t.apply(update(row("P1", PaymentStatus::Pending), false), now);
+        assert!(t.announce.is_empty());
+        let mut paid = row("P1", PaymentStatus::Paid);
+        paid.paid = Some(Fen(1200));
+        t.apply(update(paid.clone(), false), now);
+        // The callback and the next poll both report it paid: one announcement.
+        t.apply(update(paid.clone(), false), now);
+        assert_eq!(t.announce, vec![Fen(1200)], "what was paid is announced");
+        t.announce.clear();
+        // Back on the till, a late report for the old sale is not announced again.
+        t.escape();
+        t.apply(update(paid, false), now);
+        assert!(t.announce.is_empty());
+
+        // Paid without a paid amount: the amount asked for; another order on screen: none.
+        sale(&mut t, "P2");
+        t.apply(update(row("OTHER", PaymentStatus::Paid), false), now);
+        assert!(t.announce.is_empty());
+        t.apply(update(row("P2", PaymentStatus::Paid), false), now);
+        assert_eq!(t.announce, vec![Fen(1230)]);
+        t.announce.clear();
+
+        // A late payment after the sale expired on screen is announced.
+        t.escape();
+        sale(&mut t, "P3");
+        t.apply(update(row("P3", PaymentStatus::Expired), false), now);
+        assert!(t.announce.is_empty());
+        let mut late = row("P3", PaymentStatus::Paid);
+        late.late_paid = true;
+        t.apply(update(late, false), now);
+        assert_eq!(t.announce, vec![Fen(1230)]);
     }
 
     #[test]

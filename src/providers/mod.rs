@@ -523,10 +523,55 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
 /// Builds an account from its id and config table; the error names the key.
 pub type FromTable = fn(id: &str, table: &toml::Table) -> Result<Arc<dyn Provider>, String>;
 
+/// One key of a provider's `[[provider]]` table, as the settings screen edits it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// The key in the config file.
+    pub name: &'static str,
+    /// Whether an account cannot work without it.
+    pub required: bool,
+    /// Whether it is a merchant key: typed masked, kept out of every screen once saved.
+    pub secret: bool,
+}
+
+impl Field {
+    /// A key the account needs.
+    pub const fn required(name: &'static str) -> Field {
+        Field {
+            name,
+            required: true,
+            secret: false,
+        }
+    }
+
+    /// A key with a default.
+    pub const fn optional(name: &'static str) -> Field {
+        Field {
+            name,
+            required: false,
+            secret: false,
+        }
+    }
+
+    /// A merchant key (always required).
+    pub const fn secret(name: &'static str) -> Field {
+        Field {
+            name,
+            required: true,
+            secret: true,
+        }
+    }
+}
+
 /// A protocol the till speaks: its config name and how to build an account from config.
 pub struct ProviderKind {
     /// The `kind` value in the config.
     pub name: &'static str,
+    /// A name for people, e.g. `ispay.in 就付`.
+    pub display_name: &'static str,
+    /// Every key its table may hold besides `id` and `kind`, in the order the settings screen
+    /// shows them; [`wire::Table::new`] refuses any other.
+    pub fields: &'static [Field],
     /// Builds an account from its `[[provider]]` table (the `id` and `kind` keys removed).
     ///
     /// The error names the offending key and what is allowed.

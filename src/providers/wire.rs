@@ -115,11 +115,15 @@ impl<'a> Table<'a> {
     ///
     /// # Errors
     /// A message naming the unknown key and listing the allowed ones.
-    pub fn new(table: &'a toml::Table, allowed: &[&str]) -> Result<Self, String> {
-        if let Some(unknown) = table.keys().find(|key| !allowed.contains(&key.as_str())) {
+    pub fn new(table: &'a toml::Table, allowed: &[super::Field]) -> Result<Self, String> {
+        if let Some(unknown) = table
+            .keys()
+            .find(|key| !allowed.iter().any(|field| field.name == key.as_str()))
+        {
+            let names: Vec<&str> = allowed.iter().map(|field| field.name).collect();
             return Err(format!(
                 "unknown key `{unknown}` (allowed: id, kind, {})",
-                allowed.join(", ")
+                names.join(", ")
             ));
         }
         Ok(Table { table })

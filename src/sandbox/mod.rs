@@ -218,6 +218,8 @@ struct SandboxState {
     settings: HashMap<String, String>,
     /// The faults in force.
     faults: Faults,
+    /// How long each protocol request took inside the sandbox, the last [`HANDLING_KEPT`].
+    handling: std::collections::VecDeque<(String, Duration)>,
 }
 
 impl SandboxState {
@@ -601,6 +603,10 @@ impl Sandbox {
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 faults::inject,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                time_handling,
             ));
         let app = Router::new()
             .merge(protocols)
@@ -617,6 +623,7 @@ impl Sandbox {
             .route("/_sandbox/orders", get(list_orders))
             .route("/_sandbox/calls", get(list_calls))
             .route("/_sandbox/notifies", get(list_notifies))
+            .route("/_sandbox/handling", get(list_handling))
             .route("/_sandbox/orders/{order_no}/notify", post(resend_notify))
             .route("/_sandbox/orders/{order_no}/state/{code}", post(set_code))
             .route("/_sandbox/orders/{order_no}/{action}", post(control))
@@ -659,23 +666,14 @@ impl Sandbox {
 
     /// A config file that points every protocol at this sandbox.
     pub fn demo_config(&self) -> String {
-        let sections = [
-            ispay::demo_config(&self.url_for(ispay::KIND)),
-            igepay::demo_config(&self.url_for(igepay::KIND)),
-            yinqiantong::demo_config(&self.url_for(yinqiantong::KIND)),
-            jings::demo_config(&self.url_for(jings::KIND)),
-            gatepay::demo_config(&self.url_for(gatepay::KIND)),
-            epay::demo_config(&self.url_for(epay::KIND)),
-            vmq::demo_config(&self.url_for(vmq::KIND)),
-        ];
-        format!(
-            "# qrtill config for the sandbox at {base}\n\
-             default_provider = \"demo-ispay\"\n\
-             operator = \"demo\"\n\n\
-             [listener]\nlisten = \"127.0.0.1:0\"\n\n{}",
-            sections.join("\n"),
-            base = self.base_url,
-        )
+        demo_config_at(&self.base_url)
+    }
+
+    /// How long the sandbox took to answer each protocol request (path, time inside the
+    /// sandbox), oldest first, at most the last [`HANDLING_KEPT`]: benchmarks subtract it to
+    /// get the till's own share of a round trip.
+    pub fn handling_times(&self) -> Vec<(String, Duration)> {
+        self.state.lock().handling.iter().cloned().collect()
     }
 
     /// Every simulated order (for tests).
@@ -683,7 +681,37 @@ impl Sandbox {
         self.state.tick_and_notify();
         self.state.lock().orders.clone()
     }
+}
 
+/// How many request timings the sandbox keeps.
+pub const HANDLING_KEPT: usize = 20_000;
+
+/// The config for a sandbox at `base_url` (e.g. one started by `qrtill sandbox` in another
+/// process): one account per protocol.
+pub fn demo_config_at(base_url: &str) -> String {
+    let url_for = |kind: &str| format!("{base_url}/{kind}");
+    {
+        let sections = [
+            ispay::demo_config(&url_for(ispay::KIND)),
+            igepay::demo_config(&url_for(igepay::KIND)),
+            yinqiantong::demo_config(&url_for(yinqiantong::KIND)),
+            jings::demo_config(&url_for(jings::KIND)),
+            gatepay::demo_config(&url_for(gatepay::KIND)),
+            epay::demo_config(&url_for(epay::KIND)),
+            vmq::demo_config(&url_for(vmq::KIND)),
+        ];
+        format!(
+            "# qrtill config for the sandbox at {base}\n\
+             default_provider = \"demo-ispay\"\n\
+             operator = \"demo\"\n\n\
+             [listener]\nlisten = \"127.0.0.1:0\"\n\n{}",
+            sections.join("\n"),
+            base = base_url,
+        )
+    }
+}
+
+impl Sandbox {
     /// The calls to a rate-limited endpoint under `key`, oldest first (for tests).
     pub fn calls(&self, key: &str) -> Vec<CallRecord> {
         self.state
@@ -826,6 +854,35 @@ async fn list_calls(State(state): State<Shared>) -> impl IntoResponse {
 }
 
 /// `GET /_sandbox/notifies`: every notify sent and the till's answer.
+/// Times each protocol request inside the sandbox (fault injection included).
+async fn time_handling(
+    State(state): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let took = started.elapsed();
+    let mut inner = state.lock();
+    if inner.handling.len() >= HANDLING_KEPT {
+        inner.handling.pop_front();
+    }
+    inner.handling.push_back((path, took));
+    response
+}
+
+/// `GET /_sandbox/handling`: `[{"path": …, "micros": …}]`, oldest first.
+async fn list_handling(State(state): State<Shared>) -> impl IntoResponse {
+    let times: Vec<serde_json::Value> = state
+        .lock()
+        .handling
+        .iter()
+        .map(|(path, took)| serde_json::json!({"path": path, "micros": took.as_micros()}))
+        .collect();
+    axum::Json(times)
+}
+
 async fn list_notifies(State(state): State<Shared>) -> impl IntoResponse {
     let notifies: Vec<serde_json::Value> = state
         .lock()

@@ -218,6 +218,63 @@ pub enum Event {
         /// Its health now.
         health: ProviderHealth,
     },
+    /// The verdict of a settings screen's "test connection".
+    ConnectionTested {
+        /// The account tested.
+        provider_id: String,
+        /// What its provider's answer proves.
+        verdict: ConnectionVerdict,
+    },
+}
+
+/// What one signed call says about an account's credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionVerdict {
+    /// The provider read the signed call and answered it at business level (an answer about
+    /// the account, or "no such order" for the made-up one): the credentials work.
+    Accepted(String),
+    /// The provider refused the signature or the merchant id.
+    Refused(String),
+    /// No answer (unreachable, timeout) or an answer that is not the provider's protocol.
+    Unreachable(String),
+    /// The protocol has no call that proves credentials before a sale.
+    Unproven(String),
+}
+
+impl ConnectionVerdict {
+    /// Judges `provider`'s parsed answer: a business-level refusal of the credentials (a
+    /// signature, key or merchant-id code the protocol documents, or words saying so, as
+    /// sorted for the provider health: [`health::FailureKind::Authorization`]) is a refusal;
+    /// any other business answer proves the provider checked the signed call and went on.
+    pub fn from_answer(
+        provider: &dyn Provider,
+        read: Result<(), crate::providers::ProviderError>,
+    ) -> Self {
+        match read {
+            Ok(()) => ConnectionVerdict::Accepted(String::new()),
+            Err(crate::providers::ProviderError::Rejected { code, message }) => {
+                let words = format!("{message} ({code})");
+                let err = crate::providers::ProviderError::Rejected { code, message };
+                if crate::providers::health::describe(provider, &err).kind
+                    == FailureKind::Authorization
+                {
+                    ConnectionVerdict::Refused(words)
+                } else {
+                    ConnectionVerdict::Accepted(words)
+                }
+            }
+            Err(err @ crate::providers::ProviderError::BadSignature) => {
+                ConnectionVerdict::Refused(err.to_string())
+            }
+            Err(
+                err @ (crate::providers::ProviderError::HttpStatus { .. }
+                | crate::providers::ProviderError::Decode { .. }),
+            ) => ConnectionVerdict::Unreachable(err.to_string()),
+            Err(err @ crate::providers::ProviderError::NotSupported(_)) => {
+                ConnectionVerdict::Unproven(err.to_string())
+            }
+        }
+    }
 }
 
 /// Receives the service's events.
@@ -231,7 +288,11 @@ pub struct ServiceHandle {
 
 struct Inner {
     runtime: Handle,
-    config: ServiceConfig,
+    /// The current settings; replaced whole by [`ServiceHandle::reconfigure`] (an order keeps
+    /// the provider account it was created with).
+    config: std::sync::RwLock<Arc<ServiceConfig>>,
+    /// Bumped by every reconfiguration: account checks of an older one stop.
+    generation: std::sync::atomic::AtomicU64,
     ledger: Arc<Mutex<Ledger>>,
     transport: Transport,
     events: mpsc::UnboundedSender<Event>,
@@ -278,7 +339,8 @@ pub fn start(
     let inner = Arc::new(Inner {
         runtime,
         transport: Transport::new(Duration::from_secs(15))?,
-        config,
+        config: std::sync::RwLock::new(Arc::new(config)),
+        generation: std::sync::atomic::AtomicU64::new(0),
         ledger: Arc::new(Mutex::new(ledger)),
         events,
         repaint,
@@ -330,7 +392,7 @@ impl ServiceHandle {
 
     /// Starts a sale and returns its fresh order number; the order's events follow.
     pub fn charge(&self, request: ChargeRequest) -> OrderNo {
-        let order_no = OrderNo::generate(chrono::Local::now(), self.inner.config.demo);
+        let order_no = OrderNo::generate(chrono::Local::now(), self.inner.config().demo);
         self.send(Command::Charge(order_no.clone(), request));
         order_no
     }
@@ -359,8 +421,50 @@ impl ServiceHandle {
     }
 
     /// The provider accounts.
-    pub fn providers(&self) -> &[Arc<dyn Provider>] {
-        &self.inner.config.providers
+    pub fn providers(&self) -> Vec<Arc<dyn Provider>> {
+        self.inner.config().providers.clone()
+    }
+
+    /// Applies new settings at once (the settings screen's save): new sales use the new
+    /// provider accounts, timeouts and business day; orders already under way keep the account
+    /// they were created with; account checks restart with the new accounts. Demo mode and
+    /// the sandbox stay as they were.
+    pub fn reconfigure(&self, config: ServiceConfig) {
+        let config = ServiceConfig {
+            demo: self.inner.config().demo,
+            sandbox_control: self.inner.config().sandbox_control.clone(),
+            ..config
+        };
+        *self
+            .inner
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
+        self.inner
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.charge_refusals().clear();
+        self.publish_totals();
+        self.watch_accounts();
+    }
+
+    /// Proves an account's credentials with one signed call (its account check where the
+    /// protocol has one, else a status query for an order that does not exist) and reports
+    /// the verdict as [`Event::ConnectionTested`]. The account need not be configured yet.
+    pub fn test_connection(&self, provider: Arc<dyn Provider>) {
+        let inner = self.inner.clone();
+        self.inner.runtime.spawn(async move {
+            let verdict = inner.test_connection(provider.as_ref()).await;
+            inner.emit(Event::ConnectionTested {
+                provider_id: provider.id().to_string(),
+                verdict,
+            });
+        });
+    }
+
+    /// Where providers are told to send notifies (the listener's base URL).
+    pub fn notify_base(&self) -> String {
+        self.inner.config().notify_base.clone()
     }
 
     /// Every provider account's health now (accounts not yet called are absent), with the
@@ -375,7 +479,7 @@ impl ServiceHandle {
 
     /// Whether this is demo mode.
     pub fn is_demo(&self) -> bool {
-        self.inner.config.demo
+        self.inner.config().demo
     }
 
     /// Runs a closure on the ledger off the async threads (for reports and the CLI).
@@ -412,7 +516,7 @@ impl ServiceHandle {
 
     /// When the business day starts (config `day_start`), for screens that pick a day.
     pub fn day_start(&self) -> chrono::NaiveTime {
-        self.inner.config.day_start
+        self.inner.config().day_start
     }
 
     /// Republishes today's totals when the business day turns over, so the status bar
@@ -422,13 +526,13 @@ impl ServiceHandle {
     fn watch_day_boundary(&self) {
         let inner = self.inner.clone();
         self.inner.runtime.spawn(async move {
-            let mut today = today_window(inner.config.day_start);
+            let mut today = today_window(inner.config().day_start);
             loop {
                 let wait = today.1.saturating_sub(now_ms()).clamp(0, 60_000);
                 let wait = u64::try_from(wait).unwrap_or(60_000);
                 // A few ms past the boundary, so that the new window is the one computed.
                 tokio::time::sleep(Duration::from_millis(wait + 5)).await;
-                let now = today_window(inner.config.day_start);
+                let now = today_window(inner.config().day_start);
                 if now != today {
                     today = now;
                     inner.publish_totals().await;
@@ -440,7 +544,11 @@ impl ServiceHandle {
     /// Asks each provider that has an account check (balance, quota) now and then, never
     /// more often than it allows.
     fn watch_accounts(&self) {
-        for provider in self.inner.config.providers.clone() {
+        let generation = self
+            .inner
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst);
+        for provider in self.inner.config().providers.clone() {
             let inner = self.inner.clone();
             if provider
                 .build_account_check(&inner.call_context(provider.id()))
@@ -452,6 +560,9 @@ impl ServiceHandle {
                 // Only a change is posted: an unchanged answer would wake the UI for nothing.
                 let mut last: Option<Result<AccountStatus, String>> = None;
                 loop {
+                    if inner.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
+                        return; // Settings changed: the new accounts have their own checks.
+                    }
                     let ctx = inner.call_context(provider.id());
                     let Some((request, every)) = provider.build_account_check(&ctx) else {
                         return;
@@ -511,21 +622,60 @@ fn lock(ledger: &Mutex<Ledger>) -> MutexGuard<'_, Ledger> {
 }
 
 impl Inner {
+    /// The current settings.
+    fn config(&self) -> Arc<ServiceConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// One signed call with `provider`'s credentials; see [`ServiceHandle::test_connection`].
+    async fn test_connection(&self, provider: &dyn Provider) -> ConnectionVerdict {
+        let ctx = self.call_context(provider.id());
+        let (request, account_check) = match provider.build_account_check(&ctx) {
+            Some((request, _)) => (request, true),
+            None => {
+                // A fresh order number: no order has it, so the answer can only be "not found"
+                // or a refusal of the call itself.
+                let probe = crate::providers::OrderRef {
+                    order_no: OrderNo::generate(chrono::Local::now(), false),
+                    provider_order_id: None,
+                };
+                match provider.build_query(&probe, &ctx) {
+                    Ok(request) => (request, false),
+                    Err(err) => return ConnectionVerdict::Unproven(err.to_string()),
+                }
+            }
+        };
+        let response = match self.transport.send(&request).await {
+            Ok(response) => response,
+            Err(err) => return ConnectionVerdict::Unreachable(err.to_string()),
+        };
+        let read = if account_check {
+            provider.parse_account_check(&response).map(|_| ())
+        } else {
+            provider.parse_query(&response).map(|_| ())
+        };
+        ConnectionVerdict::from_answer(provider, read)
+    }
+
     fn provider(&self, id: &str) -> Option<Arc<dyn Provider>> {
-        self.config.providers.iter().find(|p| p.id() == id).cloned()
+        self.config()
+            .providers
+            .iter()
+            .find(|p| p.id() == id)
+            .cloned()
     }
 
     fn notify_url(&self, provider_id: &str) -> String {
-        format!("{}/notify/{provider_id}", self.config.notify_base)
+        format!("{}/notify/{provider_id}", self.config().notify_base)
     }
 
     /// The bridge page of an order, as the payer's phone opens it.
     fn bridge_url(&self, order_no: &OrderNo) -> String {
-        let base = self
-            .config
-            .public_url
-            .as_deref()
-            .unwrap_or(&self.config.notify_base);
+        let config = self.config();
+        let base = config.public_url.as_deref().unwrap_or(&config.notify_base);
         format!("{base}/pay/{order_no}")
     }
 
@@ -729,7 +879,7 @@ impl Inner {
     }
 
     async fn publish_totals(&self) {
-        let (from, to) = today_window(self.config.day_start);
+        let (from, to) = today_window(self.config().day_start);
         match self.with_ledger(move |l| l.paid_totals(from, to)).await {
             Ok(totals) => self.emit(Event::Totals(totals)),
             Err(err) => self.notice(format!("cannot read today's totals: {err}")),
@@ -738,7 +888,7 @@ impl Inner {
 
     /// The window of business day `date` in local time.
     fn day_window(&self, date: chrono::NaiveDate) -> (i64, i64) {
-        crate::day::window(&chrono::Local, date, self.config.day_start)
+        crate::day::window(&chrono::Local, date, self.config().day_start)
     }
 
     async fn load_history(&self, query: HistoryQuery) {
@@ -819,7 +969,7 @@ impl Inner {
     }
 
     async fn export(&self, request: ExportRequest, path: PathBuf) {
-        let day_start = self.config.day_start;
+        let day_start = self.config().day_start;
         let orders = self
             .with_ledger(move |l| match request {
                 ExportRequest::Days { from, to } => {
@@ -913,7 +1063,7 @@ impl Inner {
     }
 
     async fn simulate_payment(self: Arc<Self>, order_no: OrderNo) {
-        let Some(base) = self.config.sandbox_control.clone() else {
+        let Some(base) = self.config().sandbox_control.clone() else {
             self.notice("simulated payments exist only in demo mode".into());
             return;
         };

@@ -68,9 +68,9 @@ pub async fn charge(inner: Arc<Inner>, order_no: OrderNo, request: ChargeRequest
         amount: request.amount,
         subject: request.subject.clone(),
         operator: request.operator.clone(),
-        demo: inner.config.demo,
+        demo: inner.config().demo,
         created_at,
-        expires_at: created_at + millis(inner.config.order_timeout),
+        expires_at: created_at + millis(inner.config().order_timeout),
     };
     let row = match inner.with_ledger(move |l| l.insert_order(&new)).await {
         Ok(row) => row,
@@ -307,7 +307,7 @@ impl Watch {
     /// The provider's create is a form the payer's browser submits: the QR is the bridge
     /// page (when payers can reach the listener) or the signed link itself.
     async fn payer_form(&mut self, form: &PayerForm) {
-        let (qr, how) = if self.inner.config.public_url.is_some() || self.inner.config.demo {
+        let (qr, how) = if self.inner.config().public_url.is_some() || self.inner.config().demo {
             (self.inner.bridge_url(&self.order_no), "bridge page")
         } else {
             (form.to_get_url(), "signed link")
@@ -363,7 +363,7 @@ impl Watch {
     }
 
     async fn run(&mut self) {
-        let grace = millis(self.inner.config.late_grace);
+        let grace = millis(self.inner.config().late_grace);
         let min_interval = self.provider.poll_limits().min_interval;
         loop {
             let Some(order) = self.current().await else {
@@ -410,6 +410,18 @@ impl Watch {
             let Some(delay) = delay else {
                 tracing::debug!(order_no = %self.order_no, "watch window closed");
                 return;
+            };
+            // A create answer without the QR (ispay.in gives only its order id): the QR comes
+            // with the status, so ask at once rather than after the polling interval; the
+            // cashier is waiting for it. Later queries keep the provider's interval.
+            let delay = if self.qr.is_none()
+                && self.last_query.is_none()
+                && self.provider.can_query()
+                && !ended
+            {
+                Duration::ZERO
+            } else {
+                delay
             };
             // Wake at expiry to mark it, whatever the poll delay.
             let delay = if ended {

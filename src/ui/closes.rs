@@ -59,7 +59,7 @@ pub(super) fn show(ui: &mut egui::Ui, state: &mut TillState) {
                 if ui
                     .add(small_key_button(
                         state.t("导出此交班 CSV", "Export this close CSV"),
-                        "F4",
+                        "F7",
                     ))
                     .clicked()
                 {

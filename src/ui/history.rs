@@ -102,7 +102,7 @@ fn day_bar(ui: &mut egui::Ui, state: &mut TillState) {
         if ui
             .add(small_key_button(
                 state.t("导出当天 CSV", "Export day CSV"),
-                "F4",
+                "F7",
             ))
             .clicked()
         {

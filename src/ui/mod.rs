@@ -6,6 +6,7 @@ mod customer;
 mod done;
 mod history;
 mod qr;
+mod settings;
 mod till;
 
 use egui::{Color32, RichText};
@@ -28,6 +29,10 @@ pub fn draw(ui: &mut egui::Ui, state: &mut TillState, textures: &mut QrTextures)
     egui::CentralPanel::default_margins().show(ui, |ui| match (state.view, state.screen.clone()) {
         (View::History, _) => history::show(ui, state, &mut actions),
         (View::Closes, _) => closes::show(ui, state),
+        (View::Settings, _) => settings::show(ui, state),
+        (View::Till, Screen::Till | Screen::PickChannel) if state.picking_operator => {
+            operator_list(ui, state);
+        }
         (View::Till, Screen::Till | Screen::PickChannel) => till::show(ui, state, &mut actions),
         (View::Till, Screen::Creating(_) | Screen::Qr(_)) => {
             qr::show(ui, state, textures, &mut actions);
@@ -82,6 +87,7 @@ fn view_switch(ui: &mut egui::Ui, state: &mut TillState) {
         (View::Till, state.t("收银", "Till"), "F1"),
         (View::History, state.t("历史", "History"), "F2"),
         (View::Closes, state.t("交班", "Closes"), "F3"),
+        (View::Settings, state.t("设置", "Settings"), "F4"),
     ];
     let mut chosen = None;
     for (view, name, key) in views {
@@ -102,11 +108,9 @@ fn provider_switch(ui: &mut egui::Ui, state: &mut TillState) {
     }
     let enabled = matches!(state.screen, Screen::Till | Screen::PickChannel);
     let mut chosen = None;
-    let name = state.t("下一笔的支付平台", "Provider for the next sale");
     ui.add_enabled_ui(enabled, |ui| {
-        let shown = format!("{} [F6]", state.provider_name);
-        egui::ComboBox::from_id_salt("provider")
-            .selected_text(shown.clone())
+        egui::ComboBox::new("provider", state.t("下一笔", "Next sale"))
+            .selected_text(format!("{} [F6]", state.provider_name))
             .show_ui(ui, |ui| {
                 for info in &state.providers {
                     if ui
@@ -119,13 +123,6 @@ fn provider_switch(ui: &mut egui::Ui, state: &mut TillState) {
                         chosen = Some(info.id.clone());
                     }
                 }
-            })
-            .response
-            // Named for screen readers (and tests that find widgets by name).
-            .widget_info(|| {
-                let mut info = egui::WidgetInfo::labeled(egui::Role::ComboBox, enabled, name);
-                info.current_text_value = Some(shown.clone());
-                info
             });
     });
     if let Some(id) = chosen {
@@ -133,7 +130,32 @@ fn provider_switch(ui: &mut egui::Ui, state: &mut TillState) {
     }
 }
 
-fn status_bar(ui: &mut egui::Ui, state: &TillState) {
+/// Who works the till now: keys 1–9 pick, Esc keeps the current one.
+fn operator_list(ui: &mut egui::Ui, state: &mut TillState) {
+    ui.vertical_centered(|ui| {
+        ui.add_space(40.0);
+        ui.heading(RichText::new(state.t("谁在收银?", "Who is at the till?")).size(40.0));
+        ui.add_space(20.0);
+        let mut chosen = None;
+        for (index, name) in state.operators.iter().enumerate() {
+            let button = key_button(name, &(index + 1).to_string(), egui::vec2(360.0, 64.0))
+                .selected(*name == state.operator);
+            if ui.add(button).clicked() {
+                chosen = Some(index + 1);
+            }
+            ui.add_space(8.0);
+        }
+        if let Some(n) = chosen {
+            state.pick_operator(n);
+        }
+        ui.add_space(12.0);
+        ui.label(
+            RichText::new(state.t("Esc 保持当前收银员", "Esc keeps the current operator")).weak(),
+        );
+    });
+}
+
+fn status_bar(ui: &mut egui::Ui, state: &mut TillState) {
     egui::Panel::bottom("status").show(ui, |ui| {
         ui.horizontal_wrapped(|ui| {
             ui.label(format!(
@@ -152,7 +174,14 @@ fn status_bar(ui: &mut egui::Ui, state: &TillState) {
             } else {
                 state.operator.clone()
             };
-            ui.label(format!("{} {operator}", state.t("收银员:", "Operator:")));
+            let text = format!("{} {operator}", state.t("收银员:", "Operator:"));
+            if state.operators.len() > 1 {
+                if ui.button(format!("{text} [F10]")).clicked() {
+                    state.picking_operator = true;
+                }
+            } else {
+                ui.label(text);
+            }
             ui.separator();
             ui.label(
                 RichText::new(format!(

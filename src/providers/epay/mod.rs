@@ -46,7 +46,7 @@ use self::transformers::{
 use super::wire::{self, Table};
 use super::{
     CallContext, CallbackAck, CallbackReport, CallbackRequest, CreateOrder, CreateOutcome,
-    CreateStep, HttpRequest, HttpResponse, OrderRef, PollLimits, Provider, ProviderError,
+    CreateStep, Field, HttpRequest, HttpResponse, OrderRef, PollLimits, Provider, ProviderError,
     ProviderKind, QueryOutcome, StatusReport,
 };
 use crate::model::{Channel, Fen, OrderNo, QrPayload};
@@ -55,8 +55,23 @@ use crate::secret::{Secret, signatures_match};
 /// The registry line.
 pub const KIND: ProviderKind = ProviderKind {
     name: "epay",
+    display_name: DISPLAY_NAME,
+    fields: FIELDS,
     from_table,
 };
+
+/// The protocol's name for people.
+const DISPLAY_NAME: &str = "易支付 epay";
+
+/// The keys of this protocol's `[[provider]]` table.
+const FIELDS: &[Field] = &[
+    Field::required("base_url"),
+    Field::required("pid"),
+    Field::secret("key"),
+    Field::optional("device"),
+    Field::optional("client_ip"),
+    Field::optional("return_url"),
+];
 
 const CHANNELS: &[Channel] = &[Channel::Alipay, Channel::Wechat, Channel::Qq];
 
@@ -107,17 +122,7 @@ impl Epay {
 }
 
 fn from_table(id: &str, raw: &toml::Table) -> Result<Arc<dyn Provider>, String> {
-    let table = Table::new(
-        raw,
-        &[
-            "base_url",
-            "pid",
-            "key",
-            "device",
-            "client_ip",
-            "return_url",
-        ],
-    )?;
+    let table = Table::new(raw, FIELDS)?;
     let base_url = match raw.get("base_url") {
         None => {
             return Err(
@@ -176,7 +181,7 @@ impl Provider for Epay {
     }
 
     fn display_name(&self) -> &'static str {
-        "易支付 epay"
+        DISPLAY_NAME
     }
 
     fn channels(&self) -> &[Channel] {

@@ -21,7 +21,7 @@ use self::transformers::{SignInput, channel_type, map_code};
 use super::wire::{self, Table};
 use super::{
     CallContext, CallbackAck, CallbackReport, CallbackRequest, CreateOrder, CreateOutcome,
-    CreateStep, HttpRequest, HttpResponse, OrderRef, PayerForm, PollLimits, Provider,
+    CreateStep, Field, HttpRequest, HttpResponse, OrderRef, PayerForm, PollLimits, Provider,
     ProviderError, ProviderKind, QueryOutcome,
 };
 use crate::model::{Channel, Fen, OrderNo};
@@ -30,8 +30,22 @@ use crate::secret::{Secret, signatures_match};
 /// The registry line.
 pub const KIND: ProviderKind = ProviderKind {
     name: "igepay",
+    display_name: DISPLAY_NAME,
+    fields: FIELDS,
     from_table,
 };
+
+/// The protocol's name for people.
+const DISPLAY_NAME: &str = "igepay";
+
+/// The keys of this protocol's `[[provider]]` table.
+const FIELDS: &[Field] = &[
+    Field::optional("base_url"),
+    Field::required("uid"),
+    Field::secret("token"),
+    Field::optional("notify_url"),
+    Field::optional("return_url"),
+];
 
 /// The production host from the seed.
 pub const DEFAULT_BASE_URL: &str = "http://www.igepay.com";
@@ -71,10 +85,7 @@ impl Igepay {
 }
 
 fn from_table(id: &str, raw: &toml::Table) -> Result<Arc<dyn Provider>, String> {
-    let table = Table::new(
-        raw,
-        &["base_url", "uid", "token", "notify_url", "return_url"],
-    )?;
+    let table = Table::new(raw, FIELDS)?;
     let uid = match raw.get("uid") {
         Some(toml::Value::String(s)) => s.trim().to_string(),
         Some(toml::Value::Integer(n)) => n.to_string(),
@@ -109,7 +120,7 @@ impl Provider for Igepay {
     }
 
     fn display_name(&self) -> &'static str {
-        "igepay"
+        DISPLAY_NAME
     }
 
     fn channels(&self) -> &[Channel] {

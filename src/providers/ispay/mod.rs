@@ -20,7 +20,7 @@ use self::transformers::{SignInput, envelope, order_type, status_report};
 use super::wire::{self, Table};
 use super::{
     CallContext, CallbackAck, CallbackReport, CallbackRequest, CreateOrder, CreateOutcome,
-    CreateStep, HttpRequest, HttpResponse, OrderRef, PollLimits, Provider, ProviderError,
+    CreateStep, Field, HttpRequest, HttpResponse, OrderRef, PollLimits, Provider, ProviderError,
     ProviderKind, QueryOutcome,
 };
 use crate::model::{Channel, Fen, OrderNo};
@@ -29,8 +29,23 @@ use crate::secret::{Secret, signatures_match};
 /// The registry line.
 pub const KIND: ProviderKind = ProviderKind {
     name: "ispay",
+    display_name: DISPLAY_NAME,
+    fields: FIELDS,
     from_table,
 };
+
+/// The protocol's name for people.
+const DISPLAY_NAME: &str = "ispay.in 就付";
+
+/// The keys of this protocol's `[[provider]]` table.
+const FIELDS: &[Field] = &[
+    Field::optional("base_url"),
+    Field::required("userid"),
+    Field::secret("key"),
+    Field::optional("notify_url"),
+    Field::optional("return_url"),
+    Field::optional("client_ip"),
+];
 
 /// The production host from the seed.
 pub const DEFAULT_BASE_URL: &str = "https://pay.ispay.in";
@@ -72,17 +87,7 @@ impl Ispay {
 }
 
 fn from_table(id: &str, raw: &toml::Table) -> Result<Arc<dyn Provider>, String> {
-    let table = Table::new(
-        raw,
-        &[
-            "base_url",
-            "userid",
-            "key",
-            "notify_url",
-            "return_url",
-            "client_ip",
-        ],
-    )?;
+    let table = Table::new(raw, FIELDS)?;
     // A merchant may write the id as a number or in quotes; the seed types it as int.
     let userid = match raw.get("userid") {
         Some(toml::Value::String(s)) => s.trim().to_string(),
@@ -127,7 +132,7 @@ impl Provider for Ispay {
     }
 
     fn display_name(&self) -> &'static str {
-        "ispay.in 就付"
+        DISPLAY_NAME
     }
 
     fn channels(&self) -> &[Channel] {

@@ -46,7 +46,7 @@ use self::transformers::{
 use super::wire::{self, Table};
 use super::{
     AccountStatus, CallContext, CallbackAck, CallbackReport, CallbackRequest, CreateOrder,
-    CreateOutcome, CreateStep, HttpRequest, HttpResponse, OrderRef, PayerForm, PollLimits,
+    CreateOutcome, CreateStep, Field, HttpRequest, HttpResponse, OrderRef, PayerForm, PollLimits,
     Provider, ProviderError, ProviderKind, QueryOutcome,
 };
 use crate::model::{Channel, Fen, OrderNo, ProviderState};
@@ -55,8 +55,22 @@ use crate::secret::{Secret, signatures_match};
 /// The registry line.
 pub const KIND: ProviderKind = ProviderKind {
     name: "jings",
+    display_name: DISPLAY_NAME,
+    fields: FIELDS,
     from_table,
 };
+
+/// The protocol's name for people.
+const DISPLAY_NAME: &str = "sun.jings.wang 阳光支付";
+
+/// The keys of this protocol's `[[provider]]` table.
+const FIELDS: &[Field] = &[
+    Field::optional("base_url"),
+    Field::required("uid"),
+    Field::secret("token"),
+    Field::optional("paytype"),
+    Field::optional("returnurl"),
+];
 
 /// The production host from the seed.
 pub const DEFAULT_BASE_URL: &str = "https://sun.jings.wang";
@@ -118,7 +132,7 @@ impl Jings {
 }
 
 fn from_table(id: &str, raw: &toml::Table) -> Result<Arc<dyn Provider>, String> {
-    let table = Table::new(raw, &["base_url", "uid", "token", "paytype", "returnurl"])?;
+    let table = Table::new(raw, FIELDS)?;
     // The seed's uid is numeric (e.g. 10000001400000): accept it in quotes or bare.
     let uid = match raw.get("uid") {
         Some(toml::Value::String(s)) => s.trim().to_string(),
@@ -178,7 +192,7 @@ impl Provider for Jings {
     }
 
     fn display_name(&self) -> &'static str {
-        "sun.jings.wang 阳光支付"
+        DISPLAY_NAME
     }
 
     fn channels(&self) -> &[Channel] {

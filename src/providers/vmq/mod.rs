@@ -46,7 +46,7 @@ use self::transformers::{SignInput, envelope, is_not_found, order_data, pay_type
 use super::wire::{self, Table};
 use super::{
     AccountStatus, CallContext, CallbackAck, CallbackReport, CallbackRequest, CreateOrder,
-    CreateOutcome, CreateStep, HttpRequest, HttpResponse, OrderRef, PollLimits, Provider,
+    CreateOutcome, CreateStep, Field, HttpRequest, HttpResponse, OrderRef, PollLimits, Provider,
     ProviderError, ProviderKind, QueryOutcome,
 };
 use crate::model::{Channel, Fen, OrderNo, ProviderState, QrPayload};
@@ -55,8 +55,16 @@ use crate::secret::{Secret, signatures_match};
 /// The registry line.
 pub const KIND: ProviderKind = ProviderKind {
     name: "vmq",
+    display_name: DISPLAY_NAME,
+    fields: FIELDS,
     from_table,
 };
+
+/// The protocol's name for people.
+const DISPLAY_NAME: &str = "V免签";
+
+/// The keys of this protocol's `[[provider]]` table.
+const FIELDS: &[Field] = &[Field::required("base_url"), Field::secret("key")];
 
 /// How often the monitor phone's state is asked (`getState`): often enough that the status
 /// bar and the charge check follow the phone within seconds; a self-hosted server has no
@@ -93,7 +101,7 @@ impl Vmq {
 }
 
 fn from_table(id: &str, raw: &toml::Table) -> Result<Arc<dyn Provider>, String> {
-    let table = Table::new(raw, &["base_url", "key"])?;
+    let table = Table::new(raw, FIELDS)?;
     let base_url = table.url("base_url").map_err(|err| {
         format!("{err}: the shop's own V免签 server, e.g. \"https://vmq.example.com\"")
     })?;
@@ -132,7 +140,7 @@ impl Provider for Vmq {
     }
 
     fn display_name(&self) -> &'static str {
-        "V免签"
+        DISPLAY_NAME
     }
 
     fn channels(&self) -> &[Channel] {

@@ -42,8 +42,8 @@ use self::transformers::{
 use super::wire::{self, Table};
 use super::{
     CallContext, CallbackAck, CallbackReport, CallbackRequest, CreateOrder, CreateOutcome,
-    CreateStep, HttpRequest, HttpResponse, Method, OrderRef, PollLimits, Provider, ProviderError,
-    ProviderKind, QueryOutcome, StatusReport,
+    CreateStep, Field, HttpRequest, HttpResponse, Method, OrderRef, PollLimits, Provider,
+    ProviderError, ProviderKind, QueryOutcome, StatusReport,
 };
 use crate::model::{Channel, Fen, OrderNo, QrPayload};
 use crate::secret::{Secret, signatures_match};
@@ -51,8 +51,23 @@ use crate::secret::{Secret, signatures_match};
 /// The registry line.
 pub const KIND: ProviderKind = ProviderKind {
     name: "yinqiantong",
+    display_name: DISPLAY_NAME,
+    fields: FIELDS,
     from_table,
 };
+
+/// The protocol's name for people.
+const DISPLAY_NAME: &str = "银钱通 yinqiantong";
+
+/// The keys of this protocol's `[[provider]]` table.
+const FIELDS: &[Field] = &[
+    Field::optional("base_url"),
+    Field::required("appid"),
+    Field::secret("appkey"),
+    Field::secret("app_secret"),
+    Field::optional("platform"),
+    Field::optional("client_ip"),
+];
 
 /// The v1 host from the seed (it moved to `https://yqtapi.com` on 2018-10-25; set `base_url`).
 pub const DEFAULT_BASE_URL: &str = "https://yinqiantong.com";
@@ -110,17 +125,7 @@ impl Yinqiantong {
 }
 
 fn from_table(id: &str, raw: &toml::Table) -> Result<Arc<dyn Provider>, String> {
-    let table = Table::new(
-        raw,
-        &[
-            "base_url",
-            "appid",
-            "appkey",
-            "app_secret",
-            "platform",
-            "client_ip",
-        ],
-    )?;
+    let table = Table::new(raw, FIELDS)?;
     let base_url = table
         .opt_url("base_url")?
         .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
@@ -161,7 +166,7 @@ impl Provider for Yinqiantong {
     }
 
     fn display_name(&self) -> &'static str {
-        "银钱通 yinqiantong"
+        DISPLAY_NAME
     }
 
     fn channels(&self) -> &[Channel] {
