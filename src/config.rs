@@ -88,6 +88,80 @@ impl Default for ListenerConfig {
     }
 }
 
+/// The customer display (`[display]`): a second window for a monitor that faces the
+/// customer, showing the shop's name when idle, the QR and the amount during a sale, then
+/// "paid". The till takes a changed value at any time (it reads it every frame).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisplaySettings {
+    /// Whether to show it (`enabled`, default false).
+    pub enabled: bool,
+    /// The shop's name shown when no sale is on (`shop_name`); empty shows a welcome.
+    pub shop_name: String,
+    /// The window's top-left corner in desktop coordinates (`position = "1920,0"`): a point
+    /// on the customer's monitor, so that full screen covers that monitor.
+    pub position: [i32; 2],
+    /// Whether it covers the monitor it is on (`fullscreen`, default true).
+    pub fullscreen: bool,
+}
+
+impl Default for DisplaySettings {
+    fn default() -> Self {
+        DisplaySettings {
+            enabled: false,
+            shop_name: String::new(),
+            position: [1920, 0],
+            fullscreen: true,
+        }
+    }
+}
+
+/// How far from the origin a display position may be, in pixels (any desktop of real
+/// monitors fits).
+const MAX_POSITION: i32 = 100_000;
+
+impl DisplaySettings {
+    /// Reads a position as written in the config, `"x,y"` in whole pixels (negative for a
+    /// monitor left of or above the main one), e.g. `"1920,0"`.
+    ///
+    /// # Errors
+    /// What is wrong, in words for whoever typed it.
+    pub fn parse_position(text: &str) -> Result<[i32; 2], String> {
+        let refuse = || {
+            format!(
+                "must be two whole numbers of pixels \"x,y\" from -{MAX_POSITION} to {MAX_POSITION} (e.g. \"1920,0\"), found `{text}`"
+            )
+        };
+        let (x, y) = text.split_once(',').ok_or_else(refuse)?;
+        let number = |part: &str| {
+            part.trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|n| (-MAX_POSITION..=MAX_POSITION).contains(n))
+                .ok_or_else(refuse)
+        };
+        Ok([number(x)?, number(y)?])
+    }
+
+    /// The position as the config writes it, `"x,y"`.
+    pub fn position_text(&self) -> String {
+        format!("{},{}", self.position[0], self.position[1])
+    }
+
+    /// The `[display]` table as the config file holds it (for writing the settings back);
+    /// [`Config::parse`] reads it back unchanged.
+    pub fn to_table(&self) -> toml::Table {
+        let mut table = toml::Table::new();
+        table.insert("enabled".into(), toml::Value::Boolean(self.enabled));
+        table.insert(
+            "shop_name".into(),
+            toml::Value::String(self.shop_name.clone()),
+        );
+        table.insert("position".into(), toml::Value::String(self.position_text()));
+        table.insert("fullscreen".into(), toml::Value::Boolean(self.fullscreen));
+        table
+    }
+}
+
 /// A validated config.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -114,6 +188,8 @@ pub struct Config {
     pub day_start: chrono::NaiveTime,
     /// The callback listener.
     pub listener: ListenerConfig,
+    /// The customer display.
+    pub display: DisplaySettings,
     /// The provider accounts, in file order.
     pub providers: Vec<Arc<dyn Provider>>,
     /// The paid chime and announcement (`[sound]`).
@@ -176,6 +252,7 @@ impl Config {
             "language",
             "day_start",
             "listener",
+            "display",
             "provider",
             "sound",
         ];
@@ -239,6 +316,7 @@ impl Config {
         };
         let operators = parse_operators(table.get("operators"))?;
         let listener = parse_listener(table.get("listener"))?;
+        let display = parse_display(table.get("display"))?;
         let sound = parse_sound(table.get("sound"))?;
         let providers = parse_providers(table.get("provider"))?;
         let default_provider = match string("default_provider")? {
@@ -270,6 +348,7 @@ impl Config {
             language,
             day_start,
             listener,
+            display,
             providers,
             sound,
             warnings: Vec::new(),
@@ -444,6 +523,52 @@ fn parse_sound(value: Option<&toml::Value>) -> Result<SoundSettings, String> {
         }
     }
     Ok(sound)
+}
+
+fn parse_display(value: Option<&toml::Value>) -> Result<DisplaySettings, String> {
+    let mut display = DisplaySettings::default();
+    let Some(value) = value else {
+        return Ok(display);
+    };
+    let table = value
+        .as_table()
+        .ok_or("`display` must be a table: [display]")?;
+    for (key, value) in table {
+        match (key.as_str(), value) {
+            ("enabled", toml::Value::Boolean(b)) => display.enabled = *b,
+            ("fullscreen", toml::Value::Boolean(b)) => display.fullscreen = *b,
+            ("shop_name", toml::Value::String(s)) => {
+                if s.chars().count() > 64 {
+                    return Err(format!(
+                        "[display] key `shop_name` must be at most 64 characters, found {}",
+                        s.chars().count()
+                    ));
+                }
+                display.shop_name = s.trim().to_string();
+            }
+            ("position", toml::Value::String(s)) => {
+                display.position = DisplaySettings::parse_position(s)
+                    .map_err(|why| format!("[display] key `position` {why}"))?;
+            }
+            ("enabled" | "fullscreen", other) => {
+                return Err(format!(
+                    "[display] key `{key}` must be true or false, found `{other}`"
+                ));
+            }
+            ("shop_name" | "position", other) => {
+                return Err(format!(
+                    "[display] key `{key}` must be a string in quotes, found {}",
+                    other.type_str()
+                ));
+            }
+            (other, _) => {
+                return Err(format!(
+                    "[display] unknown key `{other}` (allowed: enabled, shop_name, position, fullscreen)"
+                ));
+            }
+        }
+    }
+    Ok(display)
 }
 
 fn parse_providers(value: Option<&toml::Value>) -> Result<Vec<Arc<dyn Provider>>, String> {
@@ -663,6 +788,74 @@ mod tests {
             assert_eq!(mode, 0o600);
         }
         assert!(!dir.path().join("config.toml.tmp").exists());
+    }
+
+    #[test]
+    fn display_settings_default_off_and_refusals_name_the_key() {
+        let config = Config::parse(&config_text()).unwrap();
+        assert_eq!(config.display, DisplaySettings::default());
+        assert!(!config.display.enabled && config.display.fullscreen);
+        assert_eq!(config.display.position_text(), "1920,0");
+        let with =
+            |display: &str| Config::parse(&format!("[display]\n{display}\n{}", config_text()));
+        let display = with(
+            "enabled = true\nshop_name = \" 老王小卖部 \"\nposition = \"-1280, 0\"\nfullscreen = false",
+        )
+        .unwrap()
+        .display;
+        assert_eq!(
+            display,
+            DisplaySettings {
+                enabled: true,
+                shop_name: "老王小卖部".into(),
+                position: [-1280, 0],
+                fullscreen: false,
+            }
+        );
+        for (bad, says) in [
+            (
+                "position = \"1920\"",
+                "[display] key `position` must be two whole numbers",
+            ),
+            ("position = \"1920,x\"", "found `1920,x`"),
+            ("position = \"1920,0,0\"", "[display] key `position`"),
+            ("position = \"200000,0\"", "from -100000 to 100000"),
+            (
+                "position = [1920, 0]",
+                "[display] key `position` must be a string",
+            ),
+            (
+                "enabled = \"yes\"",
+                "[display] key `enabled` must be true or false",
+            ),
+            (
+                "fullscreen = 1",
+                "[display] key `fullscreen` must be true or false",
+            ),
+            (
+                "shop_name = 7",
+                "[display] key `shop_name` must be a string",
+            ),
+            (
+                "monitor = 2",
+                "[display] unknown key `monitor` (allowed: enabled, shop_name, position, fullscreen)",
+            ),
+        ] {
+            let err = with(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        // Written back, read back the same.
+        let mut file = toml::Table::new();
+        file.insert("display".into(), toml::Value::Table(display.to_table()));
+        let written = format!("{}\n{}", toml::to_string(&file).unwrap(), config_text());
+        assert_eq!(Config::parse(&written).unwrap().display, display);
+        let long = format!("shop_name = \"{}\"", "店".repeat(65));
+        assert!(with(&long).unwrap_err().contains("at most 64 characters"));
+        assert!(
+            Config::parse(&format!("display = 1\n{}", config_text()))
+                .unwrap_err()
+                .contains("[display]")
+        );
     }
 
     #[cfg(unix)]

@@ -171,6 +171,9 @@ fn a_whole_sale_with_the_keyboard_alone() {
     rig.type_text("1");
     rig.wait_for("请扫码支付");
     rig.harness.get_by_label("支付宝");
+    // F9 acts on the QR screen, which follows the create's answer ("请扫码支付" shows from
+    // the order's first row on).
+    rig.wait_for("等待顾客付款");
     rig.key(Key::F9);
     rig.wait_for("支付成功");
     rig.key(Key::Enter);

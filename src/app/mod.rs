@@ -29,6 +29,7 @@ pub struct TillApp {
     service: ServiceHandle,
     events: EventReceiver,
     textures: ui::QrTextures,
+    customer: ui::CustomerDisplay,
     frames: Option<crate::frames::FrameLog>,
     settings: Option<crate::settings::SettingsHost>,
     /// The colours last given to egui.
@@ -55,6 +56,7 @@ impl TillApp {
             service,
             events,
             textures: ui::QrTextures::default(),
+            customer: ui::CustomerDisplay::default(),
             frames: crate::frames::FrameLog::from_env(),
             settings: None,
             theme: None,
@@ -149,8 +151,7 @@ impl TillApp {
     /// Keys: digits and `.` type the amount; Backspace; Enter charges; Esc clears or cancels;
     /// 1–4 pick the channel in the channel step; F5 queries now; F6 switches the provider for
     /// the next sale; F9 simulates the payment in demo mode; F11 toggles full screen.
-    fn keys(&mut self, ctx: &egui::Context) -> Vec<Action> {
-        let events = ctx.input(|i| i.events.clone());
+    fn keys(&mut self, ctx: &egui::Context, events: Vec<InputEvent>) -> Vec<Action> {
         let mut actions = Vec::new();
         for event in events {
             match event {
@@ -375,6 +376,8 @@ impl TillApp {
         while let Ok(event) = self.events.try_recv() {
             self.state.apply(event, now);
         }
+        // The providers' latest success times, which come with no event of their own.
+        self.state.health.extend(self.service.health());
         for amount in self.state.announce.drain(..) {
             self.sound.play_paid(amount);
         }
@@ -399,7 +402,8 @@ impl eframe::App for TillApp {
         if let Some(wait) = self.drain() {
             ctx.request_repaint_after(wait);
         }
-        for action in self.keys(ctx) {
+        let events = ctx.input(|i| i.events.clone());
+        for action in self.keys(ctx, events) {
             self.run(action);
         }
         self.flush();
@@ -428,6 +432,16 @@ impl eframe::App for TillApp {
         let actions = ui::draw(ui, &mut self.state, &mut self.textures);
         for action in actions {
             self.run(action);
+        }
+        // Keys typed while the customer window had the focus count as the staff's.
+        let typed = self
+            .customer
+            .show(ui.ctx(), &self.state, &mut self.textures);
+        if !typed.is_empty() {
+            for action in self.keys(ui.ctx(), typed) {
+                self.run(action);
+            }
+            ui.ctx().request_repaint();
         }
         self.flush();
         self.settings_work();

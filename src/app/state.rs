@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use super::history::{HistoryState, View};
 use super::settings::{SettingsState, verdict_words};
-use crate::config::{Config, Language, Theme};
+use crate::config::{Config, DisplaySettings, Language, Theme};
 use crate::ledger::{OrderRow, Totals};
 use crate::model::{Channel, Fen, OrderNo, PaymentStatus, QrPayload};
-use crate::service::{Command, Event, OrderUpdate};
+use crate::service::{Command, Event, OrderUpdate, ProviderHealth};
 
 /// How long the paid screen stays before the till comes back by itself.
 pub const PAID_SCREEN: Duration = Duration::from_secs(5);
@@ -144,6 +144,12 @@ pub struct TillState {
     /// Orders found unfinished at start and still watched, as last reported (shown as
     /// "recovered" until they end).
     pub recovered: Vec<OrderRow>,
+    /// Each provider account's health, by account id, as the service last reported it
+    /// (absent until its first call).
+    pub health: std::collections::HashMap<String, ProviderHealth>,
+    /// The customer display's settings (`[display]`), read every frame: a settings screen
+    /// may change them at any time.
+    pub display: DisplaySettings,
     /// Paid amounts to announce (chime and voice), one per sale; the app plays and empties it.
     pub announce: Vec<Fen>,
     /// The last sale announced, so a repeated paid report is not announced twice.
@@ -202,15 +208,65 @@ impl TillState {
 
     /// The next provider account after the current one (F6).
     pub fn next_provider(&mut self) {
-        let count = self.providers.len().max(1);
-        let at = self.providers.iter().position(|p| p.id == self.provider_id);
-        if let Some(next) = at
-            .map(|i| (i + 1) % count)
-            .and_then(|i| self.providers.get(i))
-        {
+        if let Some(next) = self.next_provider_info() {
             let id = next.id.clone();
             self.switch_provider(&id);
         }
+    }
+
+    /// The account F6 switches to, when there is another one.
+    pub fn next_provider_info(&self) -> Option<&ProviderInfo> {
+        let count = self.providers.len().max(1);
+        let at = self.providers.iter().position(|p| p.id == self.provider_id);
+        at.map(|i| (i + 1) % count)
+            .and_then(|i| self.providers.get(i))
+            .filter(|next| next.id != self.provider_id)
+    }
+
+    /// The current provider's health for the status bar: when it last answered
+    /// ("最近成功 12:03:04"), or `None` before its first answer.
+    pub fn health_success_text(&self) -> Option<String> {
+        let at = self.health.get(&self.provider_id)?.last_success_ms?;
+        let time = chrono::TimeZone::timestamp_millis_opt(&chrono::Local, at)
+            .single()?
+            .format("%H:%M:%S");
+        Some(format!("{} {time}", self.t("最近成功", "last success")))
+    }
+
+    /// The current provider's failures in a row and the last one in plain words, with the
+    /// key that switches the next sale to another account ("连续失败 3 次: 商户密钥或签名不对
+    /// · F6 换到 epay 易支付"); `None` while its last call succeeded. The second text is the
+    /// failure's full detail (the provider's words, the HTTP status or network error).
+    pub fn health_failure_text(&self) -> Option<(String, String)> {
+        let health = self.health.get(&self.provider_id)?;
+        let failure = health.last_failure.as_ref()?;
+        if health.consecutive_failures == 0 {
+            return None;
+        }
+        let words = match self.language {
+            Language::Zh => failure.zh(),
+            Language::En => failure.en(),
+        };
+        let mut text = match self.language {
+            Language::Zh => format!("连续失败 {} 次: {words}", health.consecutive_failures),
+            Language::En => format!(
+                "{} failure{} in a row: {words}",
+                health.consecutive_failures,
+                if health.consecutive_failures == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            ),
+        };
+        if let Some(next) = self.next_provider_info() {
+            text.push_str(&format!(
+                " · F6 {} {}",
+                self.t("换到", "switch to"),
+                next.name
+            ));
+        }
+        Some((text, failure.detail.clone()))
     }
 
     /// What the current provider last said about the account.
@@ -256,6 +312,8 @@ impl TillState {
             history: HistoryState::default(),
             day_start: crate::day::MIDNIGHT,
             recovered: Vec::new(),
+            health: std::collections::HashMap::new(),
+            display: DisplaySettings::default(),
             announce: Vec::new(),
             announced: None,
         }
@@ -288,6 +346,7 @@ impl TillState {
         self.theme = config.theme;
         self.day_start = config.day_start;
         self.max_amount = config.max_amount;
+        self.display = config.display.clone();
     }
 
     /// Picks operator N (1-based) of the list and closes it.
@@ -560,6 +619,12 @@ impl TillState {
                     info.account = Some(text);
                 }
             }
+            Event::Health {
+                provider_id,
+                health,
+            } => {
+                self.health.insert(provider_id, health);
+            }
         }
     }
 
@@ -763,6 +828,63 @@ mod tests {
             t.recovered_text()
                 .is_some_and(|s| s.starts_with("Recovered orders 1: R2"))
         );
+    }
+
+    #[test]
+    fn health_says_failures_and_the_switch_key_only_with_another_account() {
+        use crate::service::{Failure, FailureKind};
+        let info = |id: &str, name: &str| ProviderInfo {
+            id: id.into(),
+            name: name.into(),
+            channels: vec![Channel::Alipay],
+            can_query: true,
+            browser_needed: false,
+            account: None,
+        };
+        let mut t = TillState::with_providers(vec![info("main", "ispay.in 就付")]);
+        assert_eq!(t.health_success_text(), None);
+        let failing = ProviderHealth {
+            last_success_ms: Some(0),
+            consecutive_failures: 3,
+            last_failure: Some(Failure {
+                kind: FailureKind::Authorization,
+                code: Some("1006".into()),
+                detail: "provider refused (code 1006): 签名错误".into(),
+            }),
+        };
+        t.apply(
+            Event::Health {
+                provider_id: "main".into(),
+                health: failing.clone(),
+            },
+            Instant::now(),
+        );
+        assert!(
+            t.health_success_text()
+                .is_some_and(|s| s.starts_with("最近成功 "))
+        );
+        let (text, detail) = t.health_failure_text().unwrap_or_default();
+        assert_eq!(
+            text,
+            "连续失败 3 次: 商户密钥或签名不对（或商户号无效、已停用）"
+        );
+        assert!(detail.contains("签名错误"), "{detail}");
+        // With a second account, F6 and its name.
+        let mut t = TillState::with_providers(vec![
+            info("main", "ispay.in 就付"),
+            info("spare", "epay 易支付"),
+        ]);
+        t.language = Language::En;
+        t.health.insert("main".into(), failing);
+        let (text, _) = t.health_failure_text().unwrap_or_default();
+        assert!(
+            text.starts_with("3 failures in a row: merchant key"),
+            "{text}"
+        );
+        assert!(text.ends_with(" · F6 switch to epay 易支付"), "{text}");
+        // Another account's failures are not the current one's.
+        t.next_provider();
+        assert_eq!(t.health_failure_text(), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod epay;
 pub mod gatepay;
+pub mod health;
 pub mod igepay;
 pub mod ispay;
 pub mod jings;
@@ -509,6 +510,13 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// browser (said on the QR screen).
     fn payer_browser_needed(&self) -> bool {
         false
+    }
+
+    /// What kind of trouble a refusal with this code is, where the protocol's documents say
+    /// (e.g. a code for a bad signature); `None` leaves it to the refusal's words
+    /// ([`health::describe`]).
+    fn refusal_kind(&self, _code: &str, _message: &str) -> Option<health::FailureKind> {
+        None
     }
 }
 

@@ -12,6 +12,7 @@
 //! - a callback is believed only after its signature checks out and its amount matches.
 
 pub mod crash;
+pub mod health;
 pub mod listener;
 mod order;
 pub mod poll;
@@ -33,6 +34,7 @@ use crate::model::{Channel, Fen, OrderNo, PaymentStatus, ProviderState, QrPayloa
 use crate::providers::{AccountStatus, CallContext, CreateStep};
 use crate::providers::{CallbackAck, CallbackRequest, Provider};
 
+pub use self::health::{Failure, FailureKind, ProviderHealth};
 pub use self::transport::Transport;
 
 /// The hook the service calls after posting events, so the UI wakes up (egui's
@@ -208,6 +210,14 @@ pub enum Event {
     DayClosed(Box<Close>),
     /// An export was written (the file and its order count), or why not.
     Exported(Result<(PathBuf, usize), String>),
+    /// A provider account's health changed: its last valid answer, the failures since, the
+    /// last failure in plain words ([`health`]).
+    Health {
+        /// The provider account.
+        provider_id: String,
+        /// Its health now.
+        health: ProviderHealth,
+    },
     /// The verdict of a settings screen's "test connection".
     ConnectionTested {
         /// The account tested.
@@ -232,17 +242,25 @@ pub enum ConnectionVerdict {
 }
 
 impl ConnectionVerdict {
-    /// Judges a parsed answer: a business-level refusal that speaks of the signature, the key
-    /// or the merchant is a refusal of the credentials; any other business answer proves the
-    /// provider checked the signed call and went on.
-    pub fn from_answer(read: Result<(), crate::providers::ProviderError>) -> Self {
+    /// Judges `provider`'s parsed answer: a business-level refusal of the credentials (a
+    /// signature, key or merchant-id code the protocol documents, or words saying so, as
+    /// sorted for the provider health: [`health::FailureKind::Authorization`]) is a refusal;
+    /// any other business answer proves the provider checked the signed call and went on.
+    pub fn from_answer(
+        provider: &dyn Provider,
+        read: Result<(), crate::providers::ProviderError>,
+    ) -> Self {
         match read {
             Ok(()) => ConnectionVerdict::Accepted(String::new()),
             Err(crate::providers::ProviderError::Rejected { code, message }) => {
-                if credentials_refused(&code, &message) {
-                    ConnectionVerdict::Refused(format!("{message} ({code})"))
+                let words = format!("{message} ({code})");
+                let err = crate::providers::ProviderError::Rejected { code, message };
+                if crate::providers::health::describe(provider, &err).kind
+                    == FailureKind::Authorization
+                {
+                    ConnectionVerdict::Refused(words)
                 } else {
-                    ConnectionVerdict::Accepted(format!("{message} ({code})"))
+                    ConnectionVerdict::Accepted(words)
                 }
             }
             Err(err @ crate::providers::ProviderError::BadSignature) => {
@@ -257,20 +275,6 @@ impl ConnectionVerdict {
             }
         }
     }
-}
-
-/// Whether a provider's refusal is about the credentials (signature, key, merchant id,
-/// account state) rather than the order. The providers' documents give no shared code list,
-/// so the words of their messages decide (INFERRED from the seeds' and SDKs' messages:
-/// 签名错误, sign error, 商户不存在, key/token invalid, 账户已禁用 …).
-fn credentials_refused(code: &str, message: &str) -> bool {
-    let text = format!("{code} {message}").to_lowercase();
-    [
-        "sign", "签名", "密钥", "key", "token", "商户", "merchant", "appid", "uid", "pid", "禁用",
-        "disabled", "冻结", "权限", "auth",
-    ]
-    .iter()
-    .any(|word| text.contains(word))
 }
 
 /// Receives the service's events.
@@ -311,6 +315,8 @@ struct Inner {
     resumed: Vec<OrderNo>,
     /// The orders resumed at start.
     recovered: Mutex<std::collections::HashSet<OrderNo>>,
+    /// Each provider account's health ([`health`]).
+    health: Mutex<health::HealthBook>,
 }
 
 /// Tells a write's caller how its batch's commit went.
@@ -400,6 +406,7 @@ pub fn start(
         writes,
         resumed,
         recovered: Mutex::new(std::collections::HashSet::new()),
+        health: health::book(),
     });
     let handle = ServiceHandle { inner };
     match open {
@@ -530,6 +537,16 @@ impl ServiceHandle {
         self.inner.config().notify_base.clone()
     }
 
+    /// Every provider account's health now (accounts not yet called are absent), with the
+    /// latest success time; changes other than the time come as [`Event::Health`].
+    pub fn health(&self) -> Vec<(String, ProviderHealth)> {
+        self.inner
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .all()
+    }
+
     /// Whether this is demo mode.
     pub fn is_demo(&self) -> bool {
         self.inner.config().demo
@@ -621,10 +638,18 @@ impl ServiceHandle {
                         return;
                     };
                     let status = match inner.transport.send(&request).await {
-                        Ok(response) => provider
-                            .parse_account_check(&response)
-                            .map_err(|err| err.to_string()),
-                        Err(err) => Err(err.to_string()),
+                        Ok(response) => {
+                            let status = provider.parse_account_check(&response);
+                            inner.record_answer(provider.as_ref(), status.as_ref().map(|_| ()));
+                            status.map_err(|err| err.to_string())
+                        }
+                        Err(err) => {
+                            inner.record_health(
+                                provider.id(),
+                                Err(Failure::unreachable(err.0.clone())),
+                            );
+                            Err(err.to_string())
+                        }
                     };
                     inner.remember_account(
                         provider.id(),
@@ -702,7 +727,7 @@ impl Inner {
         } else {
             provider.parse_query(&response).map(|_| ())
         };
-        ConnectionVerdict::from_answer(read)
+        ConnectionVerdict::from_answer(provider, read)
     }
 
     fn provider(&self, id: &str) -> Option<Arc<dyn Provider>> {
@@ -1112,7 +1137,9 @@ impl Inner {
         };
         let (detail, raw) = match self.transport.send(&request).await {
             Ok(response) => {
-                let detail = match provider.parse_close(&response) {
+                let closed = provider.parse_close(&response);
+                self.record_answer(provider.as_ref(), closed.as_ref().copied());
+                let detail = match closed {
                     Ok(()) => "支付平台已关闭订单 / the provider closed the order".to_string(),
                     Err(err) => {
                         format!("支付平台未关闭订单 / the provider did not close the order: {err}")
@@ -1120,10 +1147,13 @@ impl Inner {
                 };
                 (detail, Some(response.body_text()))
             }
-            Err(err) => (
-                format!("关闭订单请求失败 / the close request failed: {err}"),
-                None,
-            ),
+            Err(err) => {
+                self.record_health(provider.id(), Err(Failure::unreachable(err.0.clone())));
+                (
+                    format!("关闭订单请求失败 / the close request failed: {err}"),
+                    None,
+                )
+            }
         };
         self.note(&order.order_no, "close", detail, raw).await;
     }

@@ -13,6 +13,7 @@ use super::crash::{self, CrashPoint};
 use super::{ChargeRequest, Event, Inner, now_ms, poll};
 use crate::ledger::{NewOrder, OrderRow, Update};
 use crate::model::{OrderNo, PaymentStatus, ProviderState, QrPayload};
+use crate::providers::health::Failure;
 use crate::providers::{
     CreateOrder, CreateStep, HttpResponse, OrderRef, PayerForm, Provider, ProviderError,
     QueryOutcome,
@@ -239,12 +240,17 @@ impl Watch {
                 response
             }
             Err(err) => {
+                self.inner
+                    .record_health(self.provider.id(), Err(Failure::unreachable(err.0.clone())));
                 self.unsure(format!("下单请求失败 / create request failed: {err}"), None)
                     .await;
                 return true;
             }
         };
-        match self.provider.parse_create(&response) {
+        let parsed = self.provider.parse_create(&response);
+        self.inner
+            .record_answer(self.provider.as_ref(), parsed.as_ref().map(|_| ()));
+        match parsed {
             Ok(outcome) => {
                 // A pay page for the payer's browser is served at the bridge, and the QR
                 // leads there.
@@ -497,6 +503,8 @@ impl Watch {
         let response = match sent {
             Ok(response) => response,
             Err(err) => {
+                self.inner
+                    .record_health(self.provider.id(), Err(Failure::unreachable(err.0.clone())));
                 self.failed(
                     format!("查询失败，稍后重试 / query failed, retrying: {err}"),
                     None,
@@ -505,7 +513,10 @@ impl Watch {
                 return;
             }
         };
-        match self.provider.parse_query(&response) {
+        let parsed = self.provider.parse_query(&response);
+        self.inner
+            .record_answer(self.provider.as_ref(), parsed.as_ref().map(|_| ()));
+        match parsed {
             Ok(QueryOutcome::Report(report)) => {
                 let recovered = self.failures > 0;
                 self.failures = 0;

@@ -7,7 +7,8 @@ use super::key_button;
 use crate::app::state::{Action, TillState};
 use crate::model::PaymentStatus;
 
-const PAID_GREEN: Color32 = Color32::from_rgb(0x0A, 0x8F, 0x3C);
+/// The paid screen's green (the customer display's too).
+pub(super) const PAID_GREEN: Color32 = Color32::from_rgb(0x0A, 0x8F, 0x3C);
 const WARN_ORANGE: Color32 = Color32::from_rgb(0xC2, 0x5A, 0x00);
 const FAIL_RED: Color32 = Color32::from_rgb(0xB0, 0x1E, 0x1E);
 const ENDED_GREY: Color32 = Color32::from_rgb(0x55, 0x5B, 0x66);

@@ -2,6 +2,7 @@
 //! Screens read the view model and return [`Action`]s; they never call the service.
 
 mod closes;
+mod customer;
 mod done;
 mod history;
 mod qr;
@@ -14,6 +15,7 @@ use crate::app::history::View;
 use crate::app::state::{Action, Screen, TillState};
 use crate::config::Language;
 
+pub use self::customer::CustomerDisplay;
 pub use self::qr::QrTextures;
 
 /// The demo banner's colour: loud, so no demo sale passes for a real one.
@@ -165,6 +167,7 @@ fn status_bar(ui: &mut egui::Ui, state: &mut TillState) {
             if let Some(account) = state.account_text() {
                 ui.label(RichText::new(format!("· {account}")).weak());
             }
+            health(ui, state);
             ui.separator();
             let operator = if state.operator.is_empty() {
                 state.t("未设置", "not set").to_string()
@@ -206,6 +209,22 @@ fn status_bar(ui: &mut egui::Ui, state: &mut TillState) {
             }
         });
     });
+}
+
+/// The current provider's health: when it last answered, and while its calls fail, how
+/// many in a row, why in plain words, and the key that switches to another account.
+fn health(ui: &mut egui::Ui, state: &TillState) {
+    if let Some(success) = state.health_success_text() {
+        ui.label(RichText::new(format!("· {success}")).weak());
+    }
+    if let Some((failure, detail)) = state.health_failure_text() {
+        ui.label(
+            RichText::new(format!("· {failure}"))
+                .strong()
+                .color(ui.visuals().error_fg_color),
+        )
+        .on_hover_text(detail);
+    }
 }
 
 /// A button with its key shown, e.g. `收款 [Enter]`.

@@ -16,7 +16,9 @@ pub struct QrTextures {
 }
 
 impl QrTextures {
-    fn get(
+    /// The order's QR texture, built on first use (the staff QR screen and the customer
+    /// display share it).
+    pub(super) fn get(
         &mut self,
         ctx: &egui::Context,
         order_no: &OrderNo,

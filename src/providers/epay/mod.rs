@@ -391,4 +391,11 @@ impl Provider for Epay {
             body: if ok { "success" } else { "fail" }.into(),
         }
     }
+
+    fn refusal_kind(&self, code: &str, _message: &str) -> Option<super::health::FailureKind> {
+        code.trim()
+            .parse()
+            .ok()
+            .and_then(transformers::refusal_kind)
+    }
 }

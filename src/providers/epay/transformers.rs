@@ -168,6 +168,12 @@ pub fn code_meaning(code: i64) -> Option<&'static str> {
     })
 }
 
+/// What kind of trouble a documented refusal code is: -2 the merchant key, -3 an unknown
+/// merchant id (the platform's `-1` is any refusal: its words decide).
+pub fn refusal_kind(code: i64) -> Option<crate::providers::health::FailureKind> {
+    matches!(code, -2 | -3).then_some(crate::providers::health::FailureKind::Authorization)
+}
+
 /// Whether a refusal's words say "no such order" (`订单号不存在`, `订单不存在`).
 pub fn says_no_such_order(message: &str) -> bool {
     message.contains("订单") && message.contains("不存在")

@@ -40,6 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use self::transformers::{Endpoint, SignInput, envelope, pay_type};
+use super::health::FailureKind;
 use super::wire::{self, Table};
 use super::{
     CallContext, CallbackAck, CallbackReport, CallbackRequest, CreateOrder, CreateOutcome,
@@ -378,5 +379,12 @@ impl Provider for Gatepay {
         // The QR opens gatepay's pay page, which shows the wallet QR (WeChat payers then
         // long-press it inside WeChat, per gatepay's FAQ).
         true
+    }
+
+    fn refusal_kind(&self, code: &str, _message: &str) -> Option<FailureKind> {
+        code.trim()
+            .parse()
+            .ok()
+            .and_then(transformers::refusal_kind)
     }
 }

@@ -9,6 +9,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::model::{Channel, ProviderState, QrPayload};
+use crate::providers::health::FailureKind;
 use crate::providers::sign::md5_concat;
 use crate::providers::wire::{self, as_int, non_empty};
 use crate::providers::{ProviderError, StatusReport};
@@ -191,6 +192,17 @@ pub fn code_text(endpoint: Endpoint, code: i64, provider_msg: &str) -> Option<St
         _ => return None,
     };
     Some(text.to_string())
+}
+
+/// What kind of trouble a documented refusal code is (seed 002's table, shared by every
+/// endpoint): 101–104 the appkey or sign, 107 the API switched off for the account, 209 not
+/// an agent user, 110 the plan's quota used up.
+pub fn refusal_kind(code: i64) -> Option<FailureKind> {
+    match code {
+        101..=104 | 107 | 209 => Some(FailureKind::Authorization),
+        110 => Some(FailureKind::Quota),
+        _ => None,
+    }
 }
 
 /// A refusal with the seed's words for its code, plus the provider's own words when they say

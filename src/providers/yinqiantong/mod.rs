@@ -369,4 +369,11 @@ impl Provider for Yinqiantong {
         // h5 and pc lead to a web page (an Alipay form, a WeChat H5 link); scan to a wallet.
         self.platform != "scan"
     }
+
+    fn refusal_kind(&self, code: &str, _message: &str) -> Option<super::health::FailureKind> {
+        code.trim()
+            .parse()
+            .ok()
+            .and_then(transformers::refusal_kind)
+    }
 }

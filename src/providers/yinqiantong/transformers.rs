@@ -50,6 +50,17 @@ pub fn code_meaning(code: i64) -> Option<&'static str> {
     })
 }
 
+/// What kind of trouble a documented refusal code is: 4403 the signature or credentials,
+/// 4500 the provider's own server.
+pub fn refusal_kind(code: i64) -> Option<crate::providers::health::FailureKind> {
+    use crate::providers::health::FailureKind;
+    match code {
+        4403 => Some(FailureKind::Authorization),
+        4500 => Some(FailureKind::ProviderDown),
+        _ => None,
+    }
+}
+
 /// The messages yinqiantong v1 signs. The signature is
 /// `md5(k1=v1&k2=v2…&ts=<ts>&app_secret=<secret>)` over the non-empty body fields sorted by
 /// name; with no body fields it is `md5(ts=<ts>&app_secret=<secret>)`.
