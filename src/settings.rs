@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::{self, Config, Language, ListenerConfig, Theme};
+use crate::config::{self, Config, DisplaySettings, Language, ListenerConfig, Theme};
 use crate::providers::{self, Field, Provider};
 use crate::service::listener::{self, Listener};
 use crate::service::{ServiceConfig, ServiceHandle};
@@ -93,6 +93,10 @@ pub struct Draft {
     pub public_url: String,
     /// The paid chime and announcement.
     pub sound: SoundSettings,
+    /// The customer display: on, shop name, full screen (the position is `display_position`).
+    pub display: DisplaySettings,
+    /// The customer display's position as typed, `x,y`.
+    pub display_position: String,
     /// The provider accounts.
     pub providers: Vec<ProviderDraft>,
 }
@@ -183,6 +187,26 @@ impl Draft {
                         .unwrap_or(defaults.volume),
                 }
             },
+            display: {
+                let table = doc.get("display").and_then(toml::Value::as_table);
+                let get = |key: &str| table.and_then(|t| t.get(key));
+                let defaults = DisplaySettings::default();
+                DisplaySettings {
+                    enabled: get("enabled")
+                        .and_then(toml::Value::as_bool)
+                        .unwrap_or(defaults.enabled),
+                    shop_name: get("shop_name").map(text_of).unwrap_or_default(),
+                    fullscreen: get("fullscreen")
+                        .and_then(toml::Value::as_bool)
+                        .unwrap_or(defaults.fullscreen),
+                    ..defaults
+                }
+            },
+            display_position: doc
+                .get("display")
+                .and_then(|d| d.get("position"))
+                .map(text_of)
+                .unwrap_or_else(|| DisplaySettings::default().position_text()),
             providers,
         }
     }
@@ -226,6 +250,21 @@ impl Draft {
         sound.insert("enabled".into(), self.sound.enabled.into());
         sound.insert("volume".into(), i64::from(self.sound.volume).into());
         set("sound", Some(toml::Value::Table(sound)));
+        // Written when the file had it or it is no longer the default (a file without it
+        // reads back the same).
+        let default_display = DisplaySettings::default();
+        if old.contains_key("display")
+            || self.display != default_display
+            || self.display_position.trim() != default_display.position_text()
+        {
+            let mut display = toml::Table::new();
+            display.insert("enabled".into(), self.display.enabled.into());
+            display.insert("shop_name".into(), self.display.shop_name.trim().into());
+            // Written as typed: the check names `position` and what is allowed.
+            display.insert("position".into(), self.display_position.trim().into());
+            display.insert("fullscreen".into(), self.display.fullscreen.into());
+            set("display", Some(toml::Value::Table(display)));
+        }
         let old_accounts: Vec<&toml::Table> = old
             .get("provider")
             .and_then(toml::Value::as_array)
@@ -302,6 +341,27 @@ impl Draft {
         (kind.from_table)(id, &table)
             .map_err(|message| format!("[[provider]] `{id}` (kind {}): {message}", draft.kind))
     }
+}
+
+/// How the till shows an account (built here, at the edge, so the UI never handles a
+/// provider).
+pub fn provider_info(provider: &dyn Provider) -> crate::app::state::ProviderInfo {
+    crate::app::state::ProviderInfo {
+        id: provider.id().to_string(),
+        name: provider.display_name().to_string(),
+        channels: provider.channels().to_vec(),
+        can_query: provider.can_query(),
+        browser_needed: provider.payer_browser_needed(),
+        account: None,
+    }
+}
+
+/// The protocols a new account can speak: config name and name for people.
+pub fn kinds() -> Vec<(&'static str, &'static str)> {
+    providers::KINDS
+        .iter()
+        .map(|kind| (kind.name, kind.display_name))
+        .collect()
 }
 
 /// Reads a config file as a document (`None` when it does not exist: demo mode).

@@ -156,20 +156,6 @@ pub struct TillState {
     announced: Option<OrderNo>,
 }
 
-impl ProviderInfo {
-    /// How the till shows an account.
-    pub fn of(provider: &dyn crate::providers::Provider) -> Self {
-        ProviderInfo {
-            id: provider.id().to_string(),
-            name: provider.display_name().to_string(),
-            channels: provider.channels().to_vec(),
-            can_query: provider.can_query(),
-            browser_needed: provider.payer_browser_needed(),
-            account: None,
-        }
-    }
-}
-
 impl TillState {
     /// A till over these provider accounts, starting with the first.
     pub fn with_providers(providers: Vec<ProviderInfo>) -> Self {
@@ -326,7 +312,7 @@ impl TillState {
         self.providers = config
             .providers
             .iter()
-            .map(|p| ProviderInfo::of(p.as_ref()))
+            .map(|p| crate::settings::provider_info(p.as_ref()))
             .collect();
         let keep =
             self.providers.iter().any(|p| p.id == self.provider_id) && !self.provider_id.is_empty();

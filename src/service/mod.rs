@@ -326,17 +326,18 @@ type WriteJob = Box<dyn FnOnce(&mut Ledger) -> Deliver + Send>;
 /// The most writes one commit takes.
 const MAX_BATCH: usize = 256;
 
-/// The ledger's writer, on a blocking thread for the life of the service: takes every write
-/// waiting, runs them in one transaction (each a savepoint, see [`Ledger::batch`]), commits
-/// once, then answers each. Under a burst of callbacks one fsync serves many of them; alone,
-/// a write is committed at once, as before.
+/// The ledger's writer: takes every write waiting, runs them in one transaction (each a
+/// savepoint, see [`Ledger::begin_batch`]) on a blocking thread, commits once, then answers
+/// each. Writes that arrive meanwhile make the next batch, so under a burst of callbacks one
+/// fsync serves many; alone, a write is committed at once, as before. It is an ordinary task
+/// (not a thread parked on the queue), so the runtime can always shut down.
 fn spawn_writer(
     runtime: &Handle,
     ledger: Arc<Mutex<Ledger>>,
     mut queue: mpsc::UnboundedReceiver<WriteJob>,
 ) {
-    runtime.spawn_blocking(move || {
-        while let Some(first) = queue.blocking_recv() {
+    runtime.spawn(async move {
+        while let Some(first) = queue.recv().await {
             let mut jobs = vec![first];
             while jobs.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -344,25 +345,33 @@ fn spawn_writer(
                     Err(_) => break,
                 }
             }
-            let mut guard = lock(&ledger);
-            // Without a batch (it could not begin) each write is its own transaction.
-            let batched = guard.begin_batch().is_ok();
-            let delivers: Vec<Deliver> = jobs.into_iter().map(|job| job(&mut guard)).collect();
-            let commit = if batched {
-                guard.end_batch().map_err(|err| err.to_string())
-            } else {
-                Ok(())
-            };
-            drop(guard);
-            if let Err(err) = &commit {
-                // Nothing of the batch stays: every writer is told, none believes its write.
-                tracing::error!("ledger commit failed: {err}");
-            }
-            for deliver in delivers {
-                deliver(&commit);
-            }
+            let ledger = ledger.clone();
+            // A panic in a write drops its batch's answers: their callers hear the writer
+            // stopped, and the batch's transaction is never committed.
+            let _ = tokio::task::spawn_blocking(move || write_batch(&ledger, jobs)).await;
         }
     });
+}
+
+/// One group commit of `jobs`.
+fn write_batch(ledger: &Mutex<Ledger>, jobs: Vec<WriteJob>) {
+    let mut guard = lock(ledger);
+    // Without a batch (it could not begin) each write is its own transaction.
+    let batched = guard.begin_batch().is_ok();
+    let delivers: Vec<Deliver> = jobs.into_iter().map(|job| job(&mut guard)).collect();
+    let commit = if batched {
+        guard.end_batch().map_err(|err| err.to_string())
+    } else {
+        Ok(())
+    };
+    drop(guard);
+    if let Err(err) = &commit {
+        // Nothing of the batch stays: every writer is told, none believes its write.
+        tracing::error!("ledger commit failed: {err}");
+    }
+    for deliver in delivers {
+        deliver(&commit);
+    }
 }
 
 /// How long today's totals wait after a change for more changes to count in the same query.

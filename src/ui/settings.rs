@@ -9,7 +9,6 @@ use egui::RichText;
 use super::history::small_key_button;
 use crate::app::state::TillState;
 use crate::config::{Language, Theme};
-use crate::providers::KINDS;
 use crate::settings::Draft;
 
 pub(super) fn show(ui: &mut egui::Ui, state: &mut TillState) {
@@ -129,6 +128,27 @@ fn general(ui: &mut egui::Ui, state: &mut TillState, draft: &mut Draft, en: bool
                 );
             });
             ui.end_row();
+            ui.label(t("顾客显示屏", "Customer display"));
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut draft.display.enabled, t("开启", "on"));
+                ui.checkbox(&mut draft.display.fullscreen, t("全屏", "full screen"));
+            });
+            ui.end_row();
+            field(
+                ui,
+                t("店名 (空闲时显示)", "Shop name (shown when idle)"),
+                &mut draft.display.shop_name,
+                "老王小卖部",
+            );
+            field(
+                ui,
+                t(
+                    "显示屏位置 x,y (顾客显示器上的一点)",
+                    "Display position x,y (a point on the customer's monitor)",
+                ),
+                &mut draft.display_position,
+                "1920,0",
+            );
             ui.label(t("回调监听", "Callback listener"));
             ui.checkbox(&mut draft.listener_enabled, t("开启", "on"));
             ui.end_row();
@@ -178,11 +198,11 @@ fn accounts(ui: &mut egui::Ui, state: &mut TillState, draft: &mut Draft, en: boo
         egui::ComboBox::new("new_kind", t("新账户的平台", "New account's provider"))
             .selected_text(kind)
             .show_ui(ui, |ui| {
-                for k in KINDS {
+                for (name, display_name) in crate::settings::kinds() {
                     ui.selectable_value(
                         &mut state.settings.new_kind,
-                        k.name,
-                        format!("{} ({})", k.display_name, k.name),
+                        name,
+                        format!("{display_name} ({name})"),
                     );
                 }
             });

@@ -11,7 +11,7 @@ use egui::Key;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use qrtill::app::TillApp;
-use qrtill::app::state::{ProviderInfo, TillState};
+use qrtill::app::state::TillState;
 use qrtill::ledger::Ledger;
 use qrtill::providers::Provider;
 use qrtill::sandbox::{Sandbox, SandboxOptions};
@@ -68,7 +68,7 @@ pub fn start(
     });
     let infos = providers
         .iter()
-        .map(|p| ProviderInfo::of(p.as_ref()))
+        .map(|p| qrtill::settings::provider_info(p.as_ref()))
         .collect();
     let mut state = TillState::with_providers(infos);
     state.demo = true;
