@@ -81,18 +81,27 @@ for LANG_ in $LANGS; do
     echo 'operators = ["王芳", "李强"]'
     echo 'operator = "王芳"'
     echo
+    sed -n '/^# A config for it/,$p' "$WORK/sandbox.txt" | tail -n +2 | grep -v '^operator = '
+    echo
     echo '[display]'
     echo 'enabled = true'
     echo 'shop_name = "老王小卖部"'
     echo 'position = "1290,0"'
     echo 'fullscreen = false'
-    echo
-    sed -n '/^# A config for it/,$p' "$WORK/sandbox.txt" | tail -n +2 | grep -v '^operator = '
   } > "$DATA/config.toml"
   chmod 600 "$DATA/config.toml"
   HOME="$DATA" "$BIN" --config "$DATA/config.toml" --data-dir "$DATA" > "$DATA/app.log" 2>&1 &
   APP=$!
-  WIN=$(xdotool search --sync --name "qrtill 收银台" | head -1)
+  # The staff window (the customer display's title is "qrtill 顾客显示屏").
+  WIN=
+  for _ in $(seq 100); do
+    for w in $(xdotool search --name qrtill 2>/dev/null); do
+      case "$(xdotool getwindowname "$w")" in *顾客*) ;; *) WIN=$w ;; esac
+    done
+    [ -n "$WIN" ] && break
+    sleep 0.1
+  done
+  [ -n "$WIN" ] || fail "no till window"
   sleep 1.5
   xdotool windowfocus "$WIN"; sleep 0.3
   staff 00-operator
