@@ -30,6 +30,8 @@
 # - Memory: VmRSS from /proc/PID/status 3 s after the first frame (Chromium: the sum over the
 #   browser and all its descendants, 3 s after the first paint). qrtill's own share = qrtill's
 #   RSS - the bare window's RSS in the same run. /usr/bin/time gives each program's peak RSS.
+#   Summed RSS counts pages shared between Chromium's processes once per process, so the
+#   proportional set size (Pss in /proc/PID/smaps_rollup) is compared as well.
 # - Idle CPU: utime + stime of the process (all threads) from /proc/PID/stat over the window,
 #   as % of one core; the frame log (QRTILL_FRAME_LOG) counts the frames drawn in it.
 #
@@ -137,6 +139,8 @@ for _ in $(seq 50); do xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done 2>/dev
 
 record() { printf '%s\t%s\t%s\n' "$RUN" "$1" "$2" >> "$RESULTS"; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# Proportional set size: shared pages divided among the processes that map them.
+pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 # The program's PID under /usr/bin/time (its only child).
@@ -170,6 +174,7 @@ launch() { # NAME DIR command...
   record "${name}_start_ms" "$(( ($(cat "$dir/first_frame_us") - $(cat "$dir/launch_us")) ))e-3"
   sleep 3
   record "${name}_rss_kb" "$(rss_kb "$APP")"
+  record "${name}_pss_kb" "$(pss_kb "$APP")"
 }
 finish() { # NAME DIR: stop the program, record its peak RSS
   stop "$TIMER"
@@ -281,11 +286,15 @@ for RUN in $(seq "$RUNS"); do
     [ -n "$FCP" ] && record chromium_fcp_ms "$(python3 -c "print($FCP - $(cat "$C/launch_us") / 1000)")"
     sleep 3
     TOTAL=0
+    PSS=0
     for pid in $(descendants "$BROWSER"); do
       kb=$(rss_kb "$pid" 2>/dev/null || true)
       TOTAL=$((TOTAL + ${kb:-0}))
+      kb=$(pss_kb "$pid" 2>/dev/null || true)
+      PSS=$((PSS + ${kb:-0}))
     done
     record chromium_rss_kb "$TOTAL"
+    record chromium_pss_kb "$PSS"
     record chromium_procs "$(descendants "$BROWSER" | wc -w)"
     stop "$BROWSER" "$SANDBOX"
   fi
@@ -330,9 +339,11 @@ specs = [
     ("peak resident memory over the run (/usr/bin/time), qrtill", "", None, lambda r: r["qrtill_peak_kb"] / MB, "MB", max, 1),
     ("Chromium, hosted pay page: start → first paint", "", None, lambda r: r["chromium_start_ms"], "ms", max, 0),
     ("Chromium, hosted pay page: resident memory, all processes", "", None, lambda r: r["chromium_rss_kb"] / MB, "MB", max, 1),
+    ("Chromium, hosted pay page: proportional memory (PSS), all processes", "", None, lambda r: r["chromium_pss_kb"] / MB, "MB", max, 1),
     ("Chromium ÷ qrtill, start → first paint / first frame", "", None, lambda r: r["chromium_start_ms"] / r["qrtill_start_ms"], "×", min, 1),
     ("Chromium ÷ qrtill, resident memory (whole qrtill)", "", None, lambda r: r["chromium_rss_kb"] / r["qrtill_rss_kb"], "×", min, 1),
     ("Chromium ÷ qrtill, resident memory (qrtill's own share)", "", None, lambda r: r["chromium_rss_kb"] / (r["qrtill_rss_kb"] - r["bare_rss_kb"]), "×", min, 1),
+    ("Chromium ÷ qrtill, proportional memory (PSS)", "", None, lambda r: r["chromium_pss_kb"] / r["qrtill_pss_kb"], "×", min, 1),
 ]
 def fmt(v, unit, digits):
     text = f"{v:.{digits}f}"
