@@ -1,7 +1,11 @@
-//! An opt-in frame log for measuring the real window: with `QRTILL_FRAME_LOG=FILE` set, every
-//! frame appends one line `wall_ms,cpu_ms,view` (time since start; eframe's CPU time of the
-//! previous frame, drawing and painting included, vsync wait excluded). The Xvfb scripts read
-//! it to report frame rates and times; unset, it costs nothing.
+//! Opt-in frame measurements of the real window, read by the Xvfb scripts; unset, they cost
+//! nothing.
+//! - `QRTILL_FRAME_LOG=FILE`: every frame appends one line `wall_ms,cpu_ms,view` (time since
+//!   start; eframe's CPU time of the previous frame, drawing and painting included, vsync wait
+//!   excluded), for frame rates and times.
+//! - `QRTILL_FIRST_FRAME=FILE`: the wall-clock Unix time in µs at which the first frame had
+//!   been presented, for start-up time. The till and the bare eframe window it is compared
+//!   with (examples/bare_window.rs) both use [`FirstFrame`], so both are timed the same way.
 //!
 //! It lives outside `app` because it writes a file: one small write per frame, only when
 //! asked for, which a measurement run accepts and a till in a shop never pays for.
@@ -10,7 +14,8 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The frame log, when asked for by the environment.
 pub struct FrameLog {
@@ -43,5 +48,41 @@ impl FrameLog {
         writeln!(self.out, "{wall:.3},{cpu},{view}")
             .and_then(|()| self.out.flush())
             .is_ok()
+    }
+}
+
+/// The first-frame clock, when asked for by `QRTILL_FIRST_FRAME`.
+///
+/// eframe has no hook after a frame's buffer swap, but it hands each frame the CPU time of
+/// the previous one only once that one has been painted and swapped: the first call of
+/// [`FirstFrame::observe`] that sees it marks the first presented frame. egui draws several
+/// frames in a row at start-up, so the second one begins within a millisecond or so.
+pub struct FirstFrame {
+    path: Option<PathBuf>,
+}
+
+impl FirstFrame {
+    /// Reads `QRTILL_FIRST_FRAME`; unset, [`FirstFrame::observe`] does nothing.
+    pub fn from_env() -> FirstFrame {
+        FirstFrame {
+            path: std::env::var_os("QRTILL_FIRST_FRAME").map(PathBuf::from),
+        }
+    }
+
+    /// Call at the start of every frame with eframe's frame info; writes the time once, on the
+    /// first frame that follows a presented one. A failed write is logged and not retried.
+    pub fn observe(&mut self, info: &eframe::IntegrationInfo) {
+        if info.cpu_usage.is_none() {
+            return;
+        }
+        let Some(path) = self.path.take() else {
+            return;
+        };
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_micros());
+        if let Err(err) = std::fs::write(&path, format!("{micros}\n")) {
+            tracing::warn!("first-frame file {}: {err}", path.display());
+        }
     }
 }

@@ -147,29 +147,31 @@ fn run(args: Cli, paths: &Paths) -> Result<i32, CliError> {
 
 fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, CliError> {
     let slot: RepaintSlot = Arc::new(OnceLock::new());
-    let till = match runtime.block_on(cli::start_till(paths, slot.clone())) {
-        Ok(till) => till,
-        Err(err) => {
-            // Started from a desktop icon nobody sees stderr: say it in a window too.
-            show_start_error(&err.to_string());
-            return Err(err);
+    // The till starts (config, ledger and its backup, listener, service; in demo mode the
+    // sandbox) while eframe opens the window and its GL context: each takes a good part of the
+    // start-up and neither needs the other before the first frame.
+    let starting = {
+        let paths = paths.clone();
+        let slot = slot.clone();
+        let task = runtime.spawn(async move { cli::start_till(&paths, slot).await });
+        std::rc::Rc::new(std::cell::RefCell::new(Some(task)))
+    };
+    let wait_started = {
+        let starting = starting.clone();
+        move || {
+            let task = starting.borrow_mut().take()?;
+            Some(
+                runtime
+                    .block_on(task)
+                    .unwrap_or_else(|err| Err(CliError::Other(format!("start-up failed: {err}")))),
+            )
         }
     };
-    let mut till = till;
-    if till.config.providers.is_empty() {
-        return Err(CliError::Usage("no provider configured".into()));
-    }
-    let mut state = TillState::with_providers(Vec::new());
-    state.apply_config(&till.config);
-    // Several people work this till: ask who is at it before the first sale.
-    state.picking_operator = till.config.operators.len() > 1;
-    state.demo = till.demo;
-    state.notices.extend(till.warnings.iter().cloned());
-    state.history.export_dir = paths.data_dir.join("exports");
+    let demo = !paths.config_explicit && !paths.config.exists();
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,
         viewport: egui::ViewportBuilder::default()
-            .with_title(if till.demo {
+            .with_title(if demo {
                 "qrtill 收银台 (演示模式 DEMO)"
             } else {
                 "qrtill 收银台"
@@ -180,9 +182,77 @@ fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, C
         ..Default::default()
     };
     let _guard = runtime.enter();
-    let repaint_slot = slot.clone();
+    // Why the till could not start, when it could not: shown in the window, then the exit code.
+    let failed: std::rc::Rc<std::cell::RefCell<Option<CliError>>> = std::rc::Rc::default();
+    let failure = failed.clone();
+    // The demo sandbox, kept as long as the window is open, as before the window had a till.
+    let sandbox: std::rc::Rc<std::cell::RefCell<Option<qrtill::sandbox::Sandbox>>> =
+        std::rc::Rc::default();
+    let keep = sandbox.clone();
+    let shown = eframe::run_native(
+        "qrtill",
+        options,
+        Box::new(move |cc| {
+            let started = wait_started()
+                .unwrap_or_else(|| Err(CliError::Other("the till was started twice".into())))
+                .and_then(|till| {
+                    if till.config.providers.is_empty() {
+                        Err(CliError::Usage("no provider configured".into()))
+                    } else {
+                        Ok(till)
+                    }
+                });
+            let app: Box<dyn eframe::App> = match started {
+                Ok(till) => {
+                    let (app, demo_sandbox) = till_app(cc, till, paths, slot);
+                    *keep.borrow_mut() = demo_sandbox;
+                    Box::new(app)
+                }
+                Err(err) => {
+                    // Started from a desktop icon nobody sees stderr: say it in the window.
+                    qrtill::app::fonts::install(&cc.egui_ctx);
+                    let app = StartError(err.to_string());
+                    *failure.borrow_mut() = Some(err);
+                    Box::new(app)
+                }
+            };
+            Ok(app)
+        }),
+    );
+    if let Err(err) = shown {
+        // No window (no display, no GL): a till that could not start either says why first.
+        let starting = std::mem::take(&mut *starting.borrow_mut());
+        if let Some(Ok(Err(start_err))) = starting.map(|task| runtime.block_on(task)) {
+            return Err(start_err);
+        }
+        return Err(CliError::Other(format!("cannot open the window: {err}")));
+    }
+    drop(sandbox);
+    match failed.borrow_mut().take() {
+        Some(err) => Err(err),
+        None => Ok(0),
+    }
+}
+
+/// The till's app on a started till: the view model from its config, the settings screen,
+/// the repaint hook the service wakes the window with; and the demo sandbox, if any.
+fn till_app(
+    cc: &eframe::CreationContext<'_>,
+    mut till: cli::Till,
+    paths: &Paths,
+    slot: RepaintSlot,
+) -> (TillApp, Option<qrtill::sandbox::Sandbox>) {
+    let ctx = cc.egui_ctx.clone();
+    let _ = slot.set(Arc::new(move || ctx.request_repaint()));
+    let mut state = TillState::with_providers(Vec::new());
+    state.apply_config(&till.config);
+    // Several people work this till: ask who is at it before the first sale.
+    state.picking_operator = till.config.operators.len() > 1;
+    state.demo = till.demo;
+    state.notices.extend(till.warnings.iter().cloned());
+    state.history.export_dir = paths.data_dir.join("exports");
     let repaint: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-        if let Some(repaint) = repaint_slot.get() {
+        if let Some(repaint) = slot.get() {
             repaint();
         }
     });
@@ -198,66 +268,32 @@ fn run_window(runtime: &tokio::runtime::Runtime, paths: &Paths) -> Result<i32, C
         listener,
         repaint,
     );
-    let settings = match settings {
-        Ok(host) => Some(host),
+    let app =
+        TillApp::new(&cc.egui_ctx, state, till.service, till.events).with_sound(till.config.sound);
+    let app = match settings {
+        Ok(host) => app.with_settings(host),
         Err(err) => {
             tracing::warn!("settings screen unavailable: {err}");
-            None
+            app
         }
     };
-    eframe::run_native(
-        "qrtill",
-        options,
-        Box::new(move |cc| {
-            let ctx = cc.egui_ctx.clone();
-            let _ = slot.set(Arc::new(move || ctx.request_repaint()));
-            let app = TillApp::new(&cc.egui_ctx, state, till.service, till.events)
-                .with_sound(till.config.sound);
-            Ok(Box::new(match settings {
-                Some(host) => app.with_settings(host),
-                None => app,
-            }))
-        }),
-    )
-    .map_err(|err| CliError::Other(format!("cannot open the window: {err}")))?;
-    Ok(0)
+    (app, till.sandbox)
 }
 
 /// The till could not start (ledger in use by another till, damaged, disk full, bad config):
-/// a small window with the message and a close button.
-fn show_start_error(message: &str) {
-    struct StartError(String);
-    impl eframe::App for StartError {
-        fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-            egui::CentralPanel::default_margins().show(ui, |ui| {
-                ui.heading("qrtill 无法启动 / qrtill cannot start");
-                ui.add_space(12.0);
-                ui.label(egui::RichText::new(&self.0).size(18.0));
-                ui.add_space(16.0);
-                if ui.button("关闭 / Close").clicked() {
-                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
-                }
-            });
-        }
-    }
-    let options = eframe::NativeOptions {
-        renderer: eframe::Renderer::Glow,
-        viewport: egui::ViewportBuilder::default()
-            .with_title("qrtill")
-            .with_app_id("qrtill")
-            .with_inner_size([640.0, 320.0]),
-        ..Default::default()
-    };
-    let text = message.to_string();
-    let shown = eframe::run_native(
-        "qrtill-start-error",
-        options,
-        Box::new(move |cc| {
-            qrtill::app::fonts::install(&cc.egui_ctx);
-            Ok(Box::new(StartError(text)))
-        }),
-    );
-    if let Err(err) = shown {
-        tracing::warn!("cannot show the start-up error in a window: {err}");
+/// the message and a close button in the window.
+struct StartError(String);
+
+impl eframe::App for StartError {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        egui::CentralPanel::default_margins().show(ui, |ui| {
+            ui.heading("qrtill 无法启动 / qrtill cannot start");
+            ui.add_space(12.0);
+            ui.label(egui::RichText::new(&self.0).size(18.0));
+            ui.add_space(16.0);
+            if ui.button("关闭 / Close").clicked() {
+                ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+        });
     }
 }

@@ -31,6 +31,7 @@ pub struct TillApp {
     textures: ui::QrTextures,
     customer: ui::CustomerDisplay,
     frames: Option<crate::frames::FrameLog>,
+    first_frame: crate::frames::FirstFrame,
     settings: Option<crate::settings::SettingsHost>,
     /// The colours last given to egui.
     theme: Option<crate::config::Theme>,
@@ -58,6 +59,7 @@ impl TillApp {
             textures: ui::QrTextures::default(),
             customer: ui::CustomerDisplay::default(),
             frames: crate::frames::FrameLog::from_env(),
+            first_frame: crate::frames::FirstFrame::from_env(),
             settings: None,
             theme: None,
             sound: Sound::new(SoundSettings {
@@ -398,7 +400,8 @@ impl TillApp {
 }
 
 impl eframe::App for TillApp {
-    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+    fn logic(&mut self, ctx: &egui::Context, frame: &mut eframe::Frame) {
+        self.first_frame.observe(frame.info());
         if let Some(wait) = self.drain() {
             ctx.request_repaint_after(wait);
         }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json};
 use axum::routing::{get, post};
 use base64::Engine as _;
@@ -275,22 +275,146 @@ async fn lookup(
     }
 }
 
-/// The provider's hosted pay page, as a shop without a till would show it in a browser.
+/// The provider's hosted pay page (`GET /transfer/{id}`), as a shop without a till shows it
+/// in a browser: the amount, the QR of the payment link as an inline PNG, the time left, and
+/// a script that counts down every second and asks `/query/{id}` every 5 s (as the provider's
+/// own page does) until the order is paid or closed. Self-contained: one HTML document, no
+/// other requests than the status polls. An unknown order is a 404.
+///
+/// With `#timing` in the address, the page also logs its paint times to the console
+/// (`qrtill-paint NAME UNIX_MS SINCE_NAVIGATION_MS`), which tests/xvfb/bench.sh reads from a
+/// headless browser's log to compare the till's start-up with the page's.
 async fn transfer(State(state): State<Shared>, Path(id): Path<String>) -> impl IntoResponse {
     let Some(order) = find(&state, |o| o.id == id) else {
-        return Html(
-            "<!doctype html><meta charset=utf-8><title>ispay</title><p>订单不存在</p>".to_string(),
+        return (
+            StatusCode::NOT_FOUND,
+            Html(
+                "<!doctype html><meta charset=utf-8><title>ispay</title><p>订单不存在</p>"
+                    .to_string(),
+            ),
         );
     };
-    let img = crate::qr::to_png(&order.qr_text, 6)
-        .map(|png| base64::engine::general_purpose::STANDARD.encode(png))
+    let qr = crate::qr::to_png(&order.qr_text, 6)
+        .map(|png| {
+            format!(
+                "data:image/png;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(png)
+            )
+        })
         .unwrap_or_default();
-    Html(format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>扫码支付 ¥{amount}</title></head>\
-         <body style=\"font-family:sans-serif;text-align:center\"><h1>¥{amount}</h1>\
-         <img alt=QR src=\"data:image/png;base64,{img}\" width=300><p>订单 {sn} · 状态 {state}</p></body></html>",
-        amount = order.amount,
-        sn = order.id,
-        state = code(&order.state),
-    ))
+    let left = state
+        .options()
+        .order_timeout
+        .saturating_sub(order.created.elapsed())
+        .as_secs();
+    let (wallet, colour) = match order.channel {
+        Channel::Alipay => ("支付宝", "#1677ff"),
+        Channel::Wechat => ("微信", "#07c160"),
+        Channel::Unionpay => ("云闪付", "#d7000f"),
+        Channel::Qq => ("QQ钱包", "#12b7f5"),
+    };
+    let page = TRANSFER_PAGE
+        .replace("{amount}", &order.amount)
+        .replace("{wallet}", wallet)
+        .replace("{colour}", colour)
+        .replace("{qr}", &qr)
+        .replace("{left}", &left.to_string())
+        .replace("{state}", &code(&order.state).to_string())
+        .replace(
+            "{created}",
+            &order.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        )
+        .replace("{id}", &crate::providers::html_escape(&order.id))
+        // Last: the merchant's text is not searched for marks.
+        .replace(
+            "{order_no}",
+            &crate::providers::html_escape(&order.order_no),
+        );
+    (StatusCode::OK, Html(page))
 }
+
+/// The hosted pay page; `{name}` marks are filled in by [`transfer`] (the amount is checked
+/// digits, the ids are escaped).
+const TRANSFER_PAGE: &str = r##"<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{wallet}扫码支付 ¥{amount}</title>
+<style>
+*{box-sizing:border-box}
+body{margin:0;background:#f2f3f5;color:#222;font:15px/1.5 -apple-system,"PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif}
+header{background:{colour};color:#fff;padding:14px 20px;font-size:18px;font-weight:600}
+main{max-width:420px;margin:24px auto;background:#fff;border-radius:10px;box-shadow:0 2px 12px rgba(0,0,0,.08);padding:24px;text-align:center}
+.amount{font-size:40px;font-weight:700;margin:4px 0 12px}
+.amount small{font-size:22px;margin-right:2px}
+.qr{width:240px;height:240px;image-rendering:pixelated;border:1px solid #eee;border-radius:6px}
+.hint{color:{colour};font-weight:600;margin:10px 0 4px}
+.left{color:#666}
+.left b{color:#e6393a;font-variant-numeric:tabular-nums}
+.state{margin:14px 0 0;padding:10px;border-radius:6px;background:#f7f8fa;color:#555}
+.state.paid{background:#e8f8ee;color:#0a7d3b;font-weight:600}
+.state.closed{background:#fdecec;color:#b42318}
+dl{display:grid;grid-template-columns:auto 1fr;gap:4px 12px;text-align:left;margin:18px 0 0;color:#666;font-size:13px}
+dd{margin:0;color:#333;word-break:break-all}
+</style>
+</head>
+<body>
+<header>{wallet} · 扫码支付</header>
+<main>
+<div>应付金额</div>
+<div class="amount"><small>¥</small>{amount}</div>
+<img class="qr" id="qr" alt="付款二维码" src="{qr}">
+<div class="hint">请打开{wallet}，扫一扫完成付款</div>
+<div class="left">二维码有效时间 <b id="left">--:--</b></div>
+<div class="state" id="state">等待付款…</div>
+<dl><dt>订单编号</dt><dd>{order_no}</dd><dt>平台单号</dt><dd>{id}</dd><dt>创建时间</dt><dd>{created}</dd></dl>
+</main>
+<script>
+(function () {
+  var deadline = Date.now() + {left} * 1000;
+  var leftEl = document.getElementById("left");
+  var stateEl = document.getElementById("state");
+  var done = false;
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function finish(text, cls) {
+    done = true;
+    stateEl.textContent = text;
+    stateEl.className = "state " + cls;
+    if (cls !== "paid") { document.getElementById("qr").style.opacity = "0.2"; }
+  }
+  function show(state) {
+    if (state === 9) { finish("支付成功", "paid"); }
+    else if (state === 8) { stateEl.textContent = "已付款，等待确认…"; }
+    else if (state === 3 || state === 4 || state === 6 || state === 7) { finish("订单已关闭", "closed"); }
+  }
+  function tick() {
+    if (done) { return; }
+    var s = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+    leftEl.textContent = pad(Math.floor(s / 60)) + ":" + pad(s % 60);
+    if (s === 0) { finish("二维码已过期，请重新下单", "closed"); return; }
+    setTimeout(tick, 1000 - (Date.now() % 1000));
+  }
+  function poll() {
+    if (done) { return; }
+    fetch("../query/{id}", {cache: "no-store"})
+      .then(function (r) { return r.json(); })
+      .then(function (j) { if (j && j.success) { show(Number(j.state)); } })
+      .catch(function () {})
+      .then(function () { if (!done) { setTimeout(poll, 5000); } });
+  }
+  show({state});
+  tick();
+  setTimeout(poll, 5000);
+  if (location.hash === "#timing" && window.PerformanceObserver) {
+    new PerformanceObserver(function (list) {
+      list.getEntries().forEach(function (e) {
+        console.log("qrtill-paint " + e.name + " " + (performance.timeOrigin + e.startTime).toFixed(3) + " " + e.startTime.toFixed(3));
+      });
+    }).observe({type: "paint", buffered: true});
+  }
+})();
+</script>
+</body>
+</html>
+"##;
