@@ -388,12 +388,15 @@ impl TillApp {
             self.state.history.refresh();
         }
         let mut wake = self.state.tick(now);
-        if let Screen::Qr(_) = self.state.screen {
-            // The countdown shows whole seconds: wake at the next one.
-            let ms = crate::service::now_ms();
-            let next =
-                Duration::from_millis(1000 - u64::try_from(ms.rem_euclid(1000)).unwrap_or(0));
-            wake = Some(wake.map_or(next, |w| w.min(next)));
+        if let Screen::Qr(_) = self.state.screen
+            && let Some(expires_at) = self.state.order.as_ref().and_then(|o| o.expires_at)
+        {
+            // Wake when the countdown's shown value changes (see `state::countdown`).
+            let (shown, next_ms) = state::countdown(expires_at, crate::service::now_ms());
+            if shown > 0 {
+                let next = Duration::from_millis(u64::try_from(next_ms).unwrap_or(1000));
+                wake = Some(wake.map_or(next, |w| w.min(next)));
+            }
         }
         wake
     }

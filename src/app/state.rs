@@ -156,6 +156,21 @@ pub struct TillState {
     announced: Option<OrderNo>,
 }
 
+/// The QR screen's countdown as shown, in whole seconds, and the milliseconds until the shown
+/// value next changes. While more than a minute is left it moves in 10-second steps (`04:50`,
+/// `04:40` …), then by the second: the screen is redrawn only when the shown value changes,
+/// six times a minute instead of sixty, which is most of what a till showing a QR costs when
+/// nothing else happens (a software-rendered frame redraws the whole window).
+pub fn countdown(expires_at_ms: i64, now_ms: i64) -> (i64, i64) {
+    let left = (expires_at_ms - now_ms).max(0);
+    if left == 0 {
+        return (0, 0);
+    }
+    let step = if left > 60_000 { 10_000 } else { 1_000 };
+    let shown = (left + step - 1) / step * step;
+    (shown / 1000, left - (shown - step))
+}
+
 impl TillState {
     /// A till over these provider accounts, starting with the first.
     pub fn with_providers(providers: Vec<ProviderInfo>) -> Self {
@@ -701,6 +716,22 @@ impl TillState {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_countdown_moves_in_ten_second_steps_until_its_last_minute() {
+        use super::countdown;
+        // 5:00 left: shows 300 s, next change in 10 s (at 4:50).
+        assert_eq!(countdown(300_000, 0), (300, 10_000));
+        // 4:55 left: still 300 shown (rounded up to the step), changes in 5 s.
+        assert_eq!(countdown(300_000, 5_000), (300, 5_000));
+        assert_eq!(countdown(300_000, 10_000), (290, 10_000));
+        // Just above a minute: 70 shown until the minute, then by the second.
+        assert_eq!(countdown(60_500, 0), (70, 500));
+        assert_eq!(countdown(60_000, 0), (60, 1_000));
+        assert_eq!(countdown(59_400, 0), (60, 400));
+        assert_eq!(countdown(999, 0), (1, 999));
+        assert_eq!(countdown(0, 5), (0, 0));
+    }
+
     use super::*;
 
     fn till() -> TillState {

@@ -155,10 +155,9 @@ fn details(ui: &mut egui::Ui, state: &TillState, order_no: &OrderNo, actions: &m
             .strong(),
     );
     ui.add_space(8.0);
-    let remaining = order
-        .expires_at
-        .map(|at| (at - crate::service::now_ms()).max(0) / 1000)
-        .unwrap_or(0);
+    let remaining = order.expires_at.map_or(0, |at| {
+        crate::app::state::countdown(at, crate::service::now_ms()).0
+    });
     ui.label(
         RichText::new(format!(
             "{} {:02}:{:02}",
