@@ -206,7 +206,7 @@ mod tests {
     }
 
     #[test]
-    fn the_issue_amounts() {
+    fn typical_amounts_are_read_as_payment_speakers_do() {
         assert_eq!(said("0.01"), "♪收款成功零点零一元");
         assert_eq!(said("10.00"), "♪收款成功十元");
         assert_eq!(said("12.30"), "♪收款成功十二点三元");
