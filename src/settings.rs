@@ -498,26 +498,18 @@ impl SettingsHost {
     /// # Errors
     /// The account's config error, at once, when it cannot even be built.
     pub fn test(&self, draft: &Draft, index: usize) -> Result<(), String> {
-        let base = match (&self.demo, draft.providers.get(index)) {
-            (Some((_, doc)), Some(p)) if p.demo => doc,
-            _ => &self.document,
-        };
-        let account = if draft.providers.get(index).is_some_and(|p| p.demo) {
-            let id = draft
-                .providers
-                .get(index)
-                .map(|p| p.id.clone())
-                .unwrap_or_default();
-            Draft::from_document(base, &[])
-                .providers
+        let chosen = draft
+            .providers
+            .get(index)
+            .ok_or("no such provider account")?;
+        let account = match &self.demo {
+            // A demo account is the sandbox's own, as the till runs it.
+            Some((accounts, _)) if chosen.demo => accounts
                 .iter()
-                .position(|p| p.id == id)
-                .map_or_else(
-                    || Err("no such provider account".to_string()),
-                    |i| Draft::from_document(base, &[]).account(i, base),
-                )?
-        } else {
-            draft.account(index, base)?
+                .find(|p| p.id() == chosen.id)
+                .cloned()
+                .ok_or("no such provider account")?,
+            _ => draft.account(index, &self.document)?,
         };
         self.service.test_connection(account);
         Ok(())
