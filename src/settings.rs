@@ -145,6 +145,7 @@ impl Draft {
             }
             providers.push(draft);
         }
+        let display = doc.get("display").and_then(toml::Value::as_table);
         let operators = doc
             .get("operators")
             .and_then(toml::Value::as_array)
@@ -188,8 +189,7 @@ impl Draft {
                 }
             },
             display: {
-                let table = doc.get("display").and_then(toml::Value::as_table);
-                let get = |key: &str| table.and_then(|t| t.get(key));
+                let get = |key: &str| display.and_then(|t| t.get(key));
                 let defaults = DisplaySettings::default();
                 DisplaySettings {
                     enabled: get("enabled")
@@ -202,9 +202,8 @@ impl Draft {
                     ..defaults
                 }
             },
-            display_position: doc
-                .get("display")
-                .and_then(|d| d.get("position"))
+            display_position: display
+                .and_then(|t| t.get("position"))
                 .map(text_of)
                 .unwrap_or_else(|| DisplaySettings::default().position_text()),
             providers,
