@@ -366,6 +366,9 @@ impl Ledger {
             source,
         })?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every statement of the sale's path is kept prepared: parsing the SQL again for
+        // each status change cost more than running it.
+        conn.set_prepared_statement_cache_capacity(64);
         survive::check(&conn, path)?;
         let mut ledger = Self::init(conn)?;
         ledger._till_lock = Some(lock);
@@ -380,8 +383,34 @@ impl Ledger {
         Self::init(Connection::open_in_memory()?)
     }
 
+    /// A second, read-only connection to the same ledger file, for reading while the
+    /// writer commits (WAL lets readers run beside the one writer, each seeing the last
+    /// commit). `None` for an in-memory ledger, which only its own connection sees.
+    ///
+    /// # Errors
+    /// When the file cannot be opened again.
+    pub fn reader(&self) -> Result<Option<Ledger>, LedgerError> {
+        let Some(path) = self.conn.path().filter(|path| !path.is_empty()) else {
+            return Ok(None);
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Some(Ledger {
+            conn,
+            _till_lock: None,
+            in_batch: false,
+        }))
+    }
+
     fn init(conn: Connection) -> Result<Self, LedgerError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every statement of the sale's path is kept prepared: parsing the SQL again for
+        // each status change cost more than running it.
+        conn.set_prepared_statement_cache_capacity(64);
         // WAL keeps readers off the writer's back; FULL makes a commit survive power loss.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -429,11 +458,13 @@ impl Ledger {
         let tx = self.write()?;
         // Never inside a closed window (see the module's invariants).
         let created_at = order.created_at.max(last_close_end(&tx)?);
-        let inserted = tx.execute(
-            "INSERT INTO orders (order_no, provider_id, provider_kind, channel, amount_fen, status, \
+        let inserted = tx
+            .prepare_cached(
+                "INSERT INTO orders (order_no, provider_id, provider_kind, channel, amount_fen, status, \
              subject, operator, demo, created_at, expires_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?8, ?9, ?10, ?9)",
-            params![
+            )?
+            .execute(params![
                 order.order_no.as_str(),
                 order.provider_id,
                 order.provider_kind,
@@ -444,8 +475,7 @@ impl Ledger {
                 order.demo,
                 created_at,
                 order.expires_at,
-            ],
-        );
+            ]);
         match inserted {
             Err(rusqlite::Error::SqliteFailure(err, _))
                 if err.code == rusqlite::ErrorCode::ConstraintViolation =>
@@ -455,17 +485,17 @@ impl Ledger {
             other => other?,
         };
         let id = tx.last_insert_rowid();
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO order_events (order_id, at, kind, to_status, detail) VALUES (?1, ?2, 'created', 'creating', ?3)",
-            params![
+        )?
+        .execute(params![
                 id,
                 created_at,
                 format!(
                     "{} {} via {} ({})",
                     order.amount, order.channel, order.provider_id, order.provider_kind
                 )
-            ],
-        )?;
+            ])?;
         tx.commit()?;
         self.get(&order.order_no)?
             .ok_or_else(|| LedgerError::NotFound(order.order_no.to_string()))
@@ -525,11 +555,8 @@ impl Ledger {
         let tx = self.write()?;
         let (id, current) = {
             let found: Option<(i64, String)> = tx
-                .query_row(
-                    "SELECT id, status FROM orders WHERE order_no = ?1",
-                    [order_no.as_str()],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
+                .prepare_cached("SELECT id, status FROM orders WHERE order_no = ?1")?
+                .query_row([order_no.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()?;
             let (id, status) = found.ok_or_else(|| LedgerError::NotFound(order_no.to_string()))?;
             let status: PaymentStatus =
@@ -549,26 +576,24 @@ impl Ledger {
             _ => update.detail.clone(),
         };
         // Facts the answer carries are kept even when the status does not move.
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE orders SET \
                provider_order_id = COALESCE(provider_order_id, ?2), \
                payable_fen = COALESCE(?3, payable_fen), \
                expires_at = COALESCE(?4, expires_at), \
                updated_at = ?5 \
              WHERE id = ?1",
-            params![
-                id,
-                update.provider_order_id,
-                update.payable.map(|fen| fen.0),
-                update.expires_at,
-                update.at
-            ],
-        )?;
+        )?
+        .execute(params![
+            id,
+            update.provider_order_id,
+            update.payable.map(|fen| fen.0),
+            update.expires_at,
+            update.at
+        ])?;
         if let Some(next) = next {
-            tx.execute(
-                "UPDATE orders SET status = ?2, message = ?3 WHERE id = ?1",
-                params![id, next.as_str(), detail],
-            )?;
+            tx.prepare_cached("UPDATE orders SET status = ?2, message = ?3 WHERE id = ?1")?
+                .execute(params![id, next.as_str(), detail])?;
             if next == PaymentStatus::Paid {
                 let late = matches!(
                     current,
@@ -576,13 +601,13 @@ impl Ledger {
                 );
                 // Never inside a closed window (see the module's invariants).
                 let paid_at = update.at.max(last_close_end(&tx)?);
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE orders SET paid_at = ?2, late_paid = ?3, \
                        paid_fen = COALESCE(?4, payable_fen, amount_fen), \
                        amount_mismatch = (COALESCE(?4, payable_fen, amount_fen) <> COALESCE(payable_fen, amount_fen)) \
                      WHERE id = ?1",
-                    params![id, paid_at, late, update.paid_amount.map(|fen| fen.0)],
-                )?;
+                )?
+                .execute(params![id, paid_at, late, update.paid_amount.map(|fen| fen.0)])?;
             }
         }
         let mut detail = detail;
@@ -592,29 +617,30 @@ impl Ledger {
             && update.paid_amount_signed
             && let Some(paid) = update.paid_amount
         {
-            let changed = tx.execute(
-                "UPDATE orders SET paid_fen = ?2, \
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE orders SET paid_fen = ?2, \
                    amount_mismatch = (?2 <> COALESCE(payable_fen, amount_fen)) \
                  WHERE id = ?1 AND paid_fen IS NOT ?2",
-                params![id, paid.0],
-            )?;
+                )?
+                .execute(params![id, paid.0])?;
             if changed > 0 {
                 detail = format!("{detail} (signed paid amount {paid} recorded)");
             }
         }
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO order_events (order_id, at, kind, from_status, to_status, detail, raw) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                id,
-                update.at,
-                update.source,
-                next.map(|_| current.as_str()),
-                next.map(PaymentStatus::as_str),
-                detail,
-                update.raw
-            ],
-        )?;
+        )?
+        .execute(params![
+            id,
+            update.at,
+            update.source,
+            next.map(|_| current.as_str()),
+            next.map(PaymentStatus::as_str),
+            detail,
+            update.raw
+        ])?;
         tx.commit()?;
         let order = self
             .get(order_no)?
@@ -639,21 +665,16 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         let tx = self.write()?;
         let id: i64 = tx
-            .query_row(
-                "SELECT id FROM orders WHERE order_no = ?1",
-                [order_no.as_str()],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT id FROM orders WHERE order_no = ?1")?
+            .query_row([order_no.as_str()], |row| row.get(0))
             .optional()?
             .ok_or_else(|| LedgerError::NotFound(order_no.to_string()))?;
-        tx.execute(
-            "UPDATE orders SET message = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, detail, at],
-        )?;
-        tx.execute(
+        tx.prepare_cached("UPDATE orders SET message = ?2, updated_at = ?3 WHERE id = ?1")?
+            .execute(params![id, detail, at])?;
+        tx.prepare_cached(
             "INSERT INTO order_events (order_id, at, kind, detail, raw) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, at, kind, detail, raw],
-        )?;
+        )?
+        .execute(params![id, at, kind, detail, raw])?;
         tx.commit()?;
         Ok(())
     }
@@ -666,7 +687,8 @@ impl Ledger {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE order_no = ?1");
         let row = self
             .conn
-            .query_row(&sql, [order_no.as_str()], RawOrder::from_row)
+            .prepare_cached(&sql)?
+            .query_row([order_no.as_str()], RawOrder::from_row)
             .optional()?;
         row.map(RawOrder::into_order).transpose()
     }
@@ -721,12 +743,13 @@ impl Ledger {
     /// # Errors
     /// On a database error.
     pub fn paid_totals(&self, from_ms: i64, to_ms: i64) -> Result<Totals, LedgerError> {
-        let (count, total): (i64, i64) = self.conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(COALESCE(paid_fen, payable_fen, amount_fen)), 0) FROM orders \
+        let (count, total): (i64, i64) = self.conn
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(COALESCE(paid_fen, payable_fen, amount_fen)), 0) FROM orders \
              WHERE status = 'paid' AND created_at >= ?1 AND created_at < ?2",
-            params![from_ms, to_ms],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )?;
+            )?
+            .query_row(params![from_ms, to_ms],
+            |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(Totals {
             count,
             total: Fen(total),
@@ -761,7 +784,8 @@ impl Ledger {
     pub fn integrity_ok(&self) -> Result<bool, LedgerError> {
         let result: String = self
             .conn
-            .query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
+            .prepare_cached("PRAGMA integrity_check")?
+            .query_row([], |row| row.get(0))?;
         Ok(result == "ok")
     }
 
@@ -781,11 +805,8 @@ impl Ledger {
 /// Where the last close ends (Unix ms), or 0 before the first close.
 fn last_close_end(conn: &Connection) -> Result<i64, LedgerError> {
     Ok(conn
-        .query_row(
-            "SELECT to_ms FROM closes ORDER BY id DESC LIMIT 1",
-            [],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT to_ms FROM closes ORDER BY id DESC LIMIT 1")?
+        .query_row([], |row| row.get(0))
         .optional()?
         .unwrap_or(0))
 }
