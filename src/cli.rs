@@ -513,7 +513,7 @@ async fn follow(till: &mut Till, out: &mut Output, orders: Vec<OrderNo>) -> Resu
                             .config
                             .provider(&order.provider_id)
                             .is_some_and(|p| p.payer_browser_needed());
-                    out.qr(order, qr, browser_needed);
+                    out.qr(order, &qr.payload, browser_needed);
                 }
                 if order.status.is_final() {
                     out.done(order);

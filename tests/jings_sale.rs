@@ -352,7 +352,7 @@ async fn the_poller_never_queries_one_order_twice_within_60_s() {
         match tokio::time::timeout(left(deadline), events.recv()).await {
             Ok(Some(Event::Order(update))) if update.order.order_no == no => {
                 if let Some(qr) = update.qr {
-                    break qr.text().unwrap().to_string();
+                    break qr.payload.text().unwrap().to_string();
                 }
             }
             Ok(Some(_)) => {}

@@ -478,7 +478,7 @@ async fn igepay_sale_through_the_bridge_page_and_notify() {
             {
                 break update
                     .qr
-                    .and_then(|q| q.text().map(str::to_string))
+                    .and_then(|q| q.payload.text().map(str::to_string))
                     .expect("a text QR");
             }
             Ok(Some(_)) => {}

@@ -5,13 +5,15 @@
 //! created or shown, so a double press never makes two orders); the amount text can only
 //! hold what [`Fen::parse_input`] may accept, plus the moment between "12" and "12.3".
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::history::{HistoryState, View};
 use super::settings::{SettingsState, verdict_words};
 use crate::config::{Config, DisplaySettings, Language, Theme};
 use crate::ledger::{OrderRow, Totals};
-use crate::model::{Channel, Fen, OrderNo, PaymentStatus, QrPayload};
+use crate::model::{Channel, Fen, OrderNo, PaymentStatus};
+use crate::qr::ShownQr;
 use crate::service::{Command, Event, OrderUpdate, ProviderHealth};
 
 /// How long the paid screen stays before the till comes back by itself.
@@ -127,8 +129,8 @@ pub struct TillState {
     pub screen: Screen,
     /// The order on screen, as last reported.
     pub order: Option<OrderRow>,
-    /// Its QR, once known.
-    pub qr: Option<QrPayload>,
+    /// Its QR, once known, with its picture.
+    pub qr: Option<Arc<ShownQr>>,
     /// Whether the provider said that this order's QR opens a page in the payer's browser.
     pub qr_browser_needed: bool,
     /// Today's paid sales.

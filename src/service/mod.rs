@@ -33,6 +33,7 @@ use crate::ledger::{
 use crate::model::{Channel, Fen, OrderNo, PaymentStatus, ProviderState, QrPayload};
 use crate::providers::{AccountStatus, CallContext, CreateStep};
 use crate::providers::{CallbackAck, CallbackRequest, Provider};
+use crate::qr::ShownQr;
 
 pub use self::health::{Failure, FailureKind, ProviderHealth};
 pub use self::transport::Transport;
@@ -159,8 +160,9 @@ pub enum ExportRequest {
 pub struct OrderUpdate {
     /// The ledger row after the change.
     pub order: OrderRow,
-    /// The QR, when it became known with this update.
-    pub qr: Option<QrPayload>,
+    /// The QR, when it became known with this update, with its picture made off the UI
+    /// thread.
+    pub qr: Option<Arc<ShownQr>>,
     /// Whether that QR leads to a web page the payer's phone browser must open (a provider's
     /// jump page or the bridge page), as the provider said for this order.
     pub browser_needed: bool,
@@ -294,6 +296,10 @@ struct Inner {
     /// Bumped by every reconfiguration: account checks of an older one stop.
     generation: std::sync::atomic::AtomicU64,
     ledger: Arc<Mutex<Ledger>>,
+    /// A read-only connection for lookups (a callback's order, a watch's row, totals,
+    /// history), so they need not wait for the writer's fsync; the writer's own connection
+    /// when there is no file to open twice.
+    reader: Arc<Mutex<Ledger>>,
     transport: Transport,
     events: mpsc::UnboundedSender<Event>,
     repaint: Repaint,
@@ -353,6 +359,19 @@ fn spawn_writer(
     });
 }
 
+/// The QR with its picture, made on a blocking thread (encoding takes about a millisecond).
+async fn shown_qr(payload: QrPayload) -> Arc<ShownQr> {
+    let kept = payload.clone();
+    tokio::task::spawn_blocking(move || Arc::new(ShownQr::new(payload)))
+        .await
+        .unwrap_or_else(|err| {
+            Arc::new(ShownQr {
+                payload: kept,
+                picture: Err(format!("the QR could not be drawn: {err}")),
+            })
+        })
+}
+
 /// One group commit of `jobs`.
 fn write_batch(ledger: &Mutex<Ledger>, jobs: Vec<WriteJob>) {
     let mut guard = lock(ledger);
@@ -399,12 +418,22 @@ pub fn start(
         .as_ref()
         .map(|orders| orders.iter().map(|o| o.order_no.clone()).collect())
         .unwrap_or_default();
+    let reader = match ledger.reader() {
+        Ok(reader) => reader,
+        Err(err) => {
+            tracing::warn!("no second ledger connection, reads wait for writes: {err}");
+            None
+        }
+    };
+    let ledger = Arc::new(Mutex::new(ledger));
+    let reader = reader.map_or_else(|| ledger.clone(), |reader| Arc::new(Mutex::new(reader)));
     let inner = Arc::new(Inner {
         runtime,
         transport: Transport::new(Duration::from_secs(15))?,
         config: std::sync::RwLock::new(Arc::new(config)),
         generation: std::sync::atomic::AtomicU64::new(0),
-        ledger: Arc::new(Mutex::new(ledger)),
+        ledger,
+        reader,
         events,
         repaint,
         watches: Mutex::new(HashMap::new()),
@@ -820,7 +849,7 @@ impl Inner {
             return Some(page.clone());
         }
         let key = order_no.clone();
-        let order = self.with_ledger(move |l| l.get(&key)).await.ok()??;
+        let order = self.read_ledger(move |l| l.get(&key)).await.ok()??;
         if order.status.is_final() {
             return None;
         }
@@ -852,10 +881,15 @@ impl Inner {
 
     /// A write to the ledger (a status change, an event row, a new order), committed with
     /// the others waiting at the same moment; resolves once it is durable (or failed).
-    async fn write_ledger<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
-    ) -> Result<T, LedgerError> {
+    ///
+    /// The write is queued when this is called, not when the answer is awaited: what the
+    /// caller does meanwhile (a QR's picture, the next request) overlaps the commit, and
+    /// writes queued one after the other are committed in that order.
+    fn write_ledger<T, F>(&self, f: F) -> impl Future<Output = Result<T, LedgerError>> + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
+    {
         let (done, answer) = tokio::sync::oneshot::channel();
         let job: WriteJob = Box::new(move |ledger: &mut Ledger| {
             let out = f(ledger);
@@ -867,12 +901,26 @@ impl Inner {
                 let _ = done.send(result);
             }) as Deliver
         });
-        if self.writes.send(job).is_err() {
-            return Err(LedgerError::Corrupt("the ledger writer stopped".into()));
+        let queued = self.writes.send(job).is_ok();
+        async move {
+            if !queued {
+                return Err(LedgerError::Corrupt("the ledger writer stopped".into()));
+            }
+            answer
+                .await
+                .unwrap_or_else(|_| Err(LedgerError::Corrupt("the ledger writer stopped".into())))
         }
-        answer
+    }
+
+    /// A read on the read-only connection, off the async threads.
+    async fn read_ledger<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Ledger) -> Result<T, LedgerError> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || f(&lock(&reader)))
             .await
-            .unwrap_or_else(|_| Err(LedgerError::Corrupt("the ledger writer stopped".into())))
+            .unwrap_or_else(|err| Err(LedgerError::Corrupt(format!("ledger task failed: {err}"))))
     }
 
     async fn with_ledger<T: Send + 'static>(
@@ -909,7 +957,15 @@ impl Inner {
         let mut update = update;
         update.raw = update.raw.map(bounded_raw);
         let (source, reported) = (update.source, update.state.clone());
-        match self.write_ledger(move |l| l.apply(&key, &update)).await {
+        let written = self.write_ledger(move |l| l.apply(&key, &update));
+        // The QR's picture is made while the update is committed; the cashier sees the QR
+        // with the row it belongs to (its payable amount, its expiry), as soon as both are
+        // ready.
+        let qr = match qr {
+            Some(payload) => Some(shown_qr(payload).await),
+            None => None,
+        };
+        match written.await {
             Ok(applied) => {
                 let changed = applied.changed_from.is_some();
                 if !changed
@@ -985,7 +1041,7 @@ impl Inner {
 
     async fn publish_totals(&self) {
         let (from, to) = today_window(self.config().day_start);
-        match self.with_ledger(move |l| l.paid_totals(from, to)).await {
+        match self.read_ledger(move |l| l.paid_totals(from, to)).await {
             Ok(totals) => self.emit(Event::Totals(totals)),
             Err(err) => self.notice(format!("cannot read today's totals: {err}")),
         }
@@ -1000,7 +1056,7 @@ impl Inner {
         let (from, to) = self.day_window(query.date);
         let filter = query.filter.clone();
         let result = self
-            .with_ledger(move |l| {
+            .read_ledger(move |l| {
                 let total = l.history_count(from, to, &filter)?;
                 let rows = l.history_page(from, to, &filter, query.offset, query.limit)?;
                 Ok((total, rows))
@@ -1021,7 +1077,7 @@ impl Inner {
     async fn load_summary(&self, date: chrono::NaiveDate) {
         let (from, to) = self.day_window(date);
         let result = self
-            .with_ledger(move |l| Ok((l.day_summary(from, to)?, l.history_choices(from, to)?)))
+            .read_ledger(move |l| Ok((l.day_summary(from, to)?, l.history_choices(from, to)?)))
             .await;
         match result {
             Ok((summary, choices)) => {
@@ -1034,7 +1090,7 @@ impl Inner {
     async fn load_order(&self, order_no: OrderNo) {
         let key = order_no.clone();
         let result = self
-            .with_ledger(move |l| Ok((l.get(&key)?, l.events(&key)?)))
+            .read_ledger(move |l| Ok((l.get(&key)?, l.events(&key)?)))
             .await;
         match result {
             Ok((Some(order), events)) => self.emit(Event::OrderDetail(Box::new(order), events)),
@@ -1044,7 +1100,7 @@ impl Inner {
     }
 
     async fn list_closes(&self) {
-        match self.with_ledger(|l| l.list_closes()).await {
+        match self.read_ledger(|l| l.list_closes()).await {
             Ok(closes) => self.emit(Event::Closes(closes)),
             Err(err) => self.notice(format!("cannot read the closes: {err}")),
         }
@@ -1076,7 +1132,7 @@ impl Inner {
     async fn export(&self, request: ExportRequest, path: PathBuf) {
         let day_start = self.config().day_start;
         let orders = self
-            .with_ledger(move |l| match request {
+            .read_ledger(move |l| match request {
                 ExportRequest::Days { from, to } => {
                     let (from, to) = crate::day::range_window(&chrono::Local, from, to, day_start);
                     l.orders_between(from, to)
@@ -1175,7 +1231,7 @@ impl Inner {
         // A form-post provider learns of the order when the payer's browser submits its
         // form: do what the payer's phone would do first.
         let key = order_no.clone();
-        if let Ok(Some(order)) = self.with_ledger(move |l| l.get(&key)).await
+        if let Ok(Some(order)) = self.read_ledger(move |l| l.get(&key)).await
             && let Some(provider) = self.provider(&order.provider_id)
             && let Ok(CreateStep::PayerForm(form)) =
                 provider.build_create(&create_of(&order), &self.call_context(provider.id()))
@@ -1229,7 +1285,7 @@ impl Inner {
         };
         let order_no = report.order_no.clone();
         let key = order_no.clone();
-        let order = match self.with_ledger(move |l| l.get(&key)).await {
+        let order = match self.read_ledger(move |l| l.get(&key)).await {
             Ok(Some(order)) if order.provider_id == provider_id => order,
             Ok(_) => {
                 // No row is made for it: the raw callback goes to the log, staff are told.
@@ -1302,7 +1358,7 @@ impl Inner {
             .collect();
         let owner = provider_id.to_string();
         let claimed = self
-            .with_ledger(move |l| {
+            .read_ledger(move |l| {
                 for candidate in &candidates {
                     if let Some(order) = l.get(candidate)?
                         && order.provider_id == owner

@@ -98,7 +98,7 @@ pub async fn charge(inner: Arc<Inner>, order_no: OrderNo, request: ChargeRequest
         return;
     };
     // The row is committed: only now is the request built and sent.
-    if watch.create(&create).await {
+    if watch.create(&create, &row).await {
         watch.run().await;
     }
     watch.finish();
@@ -211,8 +211,9 @@ impl Watch {
     }
 
     /// Sends the create request once. Returns whether the order should be watched (false
-    /// only when the provider refused it outright, so it never existed there).
-    async fn create(&mut self, create: &CreateOrder) -> bool {
+    /// only when the provider refused it outright, so it never existed there). `row` is the
+    /// order as written before the request.
+    async fn create(&mut self, create: &CreateOrder, row: &OrderRow) -> bool {
         let ctx = self.inner.call_context(self.provider.id());
         let request = match self.provider.build_create(create, &ctx) {
             Ok(CreateStep::Server(request)) => request,
@@ -275,9 +276,19 @@ impl Watch {
                 update.provider_order_id = outcome.provider_order_id;
                 update.payable = outcome.payable;
                 update.expires_at = outcome.timeout_secs.map(|secs| self.expiry_after(secs));
-                self.inner
-                    .apply_shown(&self.order_no, update, qr, browser_needed)
-                    .await;
+                let ask_now = qr.is_none() && self.provider.can_query();
+                let (inner, order_no) = (self.inner.clone(), self.order_no.clone());
+                let recorded = inner.apply_shown(&order_no, update, qr, browser_needed);
+                if ask_now {
+                    // An answer without the QR (ispay.in gives only its order id): the QR
+                    // comes with the status, and the cashier is waiting for it, so it is
+                    // asked for while this answer is committed. `join!` polls `recorded`
+                    // first, which queues its write before the query is sent: the query's
+                    // own update is committed after it.
+                    tokio::join!(recorded, self.query(row, false));
+                } else {
+                    recorded.await;
+                }
                 true
             }
             Err(ProviderError::Rejected { code, message }) => {
@@ -352,7 +363,7 @@ impl Watch {
 
     async fn current(&self) -> Option<OrderRow> {
         let key = self.order_no.clone();
-        match self.inner.with_ledger(move |l| l.get(&key)).await {
+        match self.inner.read_ledger(move |l| l.get(&key)).await {
             Ok(row) => row,
             Err(err) => {
                 self.inner
@@ -411,9 +422,10 @@ impl Watch {
                 tracing::debug!(order_no = %self.order_no, "watch window closed");
                 return;
             };
-            // A create answer without the QR (ispay.in gives only its order id): the QR comes
-            // with the status, so ask at once rather than after the polling interval; the
-            // cashier is waiting for it. Later queries keep the provider's interval.
+            // No QR and never asked (the create's answer was lost or not understood; an
+            // answer without the QR is asked about in `create` already): ask at once rather
+            // than after the polling interval, the cashier is waiting. Later queries keep
+            // the provider's interval.
             let delay = if self.qr.is_none()
                 && self.last_query.is_none()
                 && self.provider.can_query()
@@ -531,20 +543,16 @@ impl Watch {
                     self.provider_order_id.clone_from(&report.provider_order_id);
                 }
                 let moves = order.status.apply(&report.state).is_some();
+                let news = moves || qr_new || code_new || learns_id || recovered || asked;
                 // A notify may have paid the order while this answer was on its way: an
                 // answer that says otherwise is then recorded (and shown), never dropped.
-                let contradicts_paid = report.state != ProviderState::Paid
-                    && self
-                        .current()
-                        .await
-                        .is_some_and(|now| now.status == PaymentStatus::Paid);
-                if !(moves
-                    || qr_new
-                    || code_new
-                    || learns_id
-                    || recovered
-                    || asked
-                    || contradicts_paid)
+                // (Read only when nothing else makes the answer worth recording.)
+                if !news
+                    && (report.state == ProviderState::Paid
+                        || !self
+                            .current()
+                            .await
+                            .is_some_and(|now| now.status == PaymentStatus::Paid))
                 {
                     return;
                 }

@@ -7,7 +7,8 @@ use egui::{Color32, RichText, TextureHandle, TextureOptions, vec2};
 use super::key_button;
 use super::till::{channel_color, channel_name};
 use crate::app::state::{Action, Screen, TillState};
-use crate::model::{OrderNo, PaymentStatus, QrPayload};
+use crate::model::{OrderNo, PaymentStatus};
+use crate::qr::ShownQr;
 
 /// The QR texture of the order on screen, built once.
 #[derive(Default)]
@@ -16,50 +17,25 @@ pub struct QrTextures {
 }
 
 impl QrTextures {
-    /// The order's QR texture, built on first use (the staff QR screen and the customer
-    /// display share it).
+    /// The order's QR texture, uploaded on first use from the picture the service made (the
+    /// staff QR screen and the customer display share it).
     pub(super) fn get(
         &mut self,
         ctx: &egui::Context,
         order_no: &OrderNo,
-        qr: &QrPayload,
+        qr: &ShownQr,
     ) -> Result<TextureHandle, String> {
         if let Some((no, texture)) = &self.current
             && no == order_no
         {
             return texture.clone();
         }
-        let texture = image_of(qr).map(|image| {
+        let texture = qr.picture.as_ref().map_err(Clone::clone).map(|picture| {
+            let image = egui::ColorImage::from_rgba_unmultiplied(picture.size(), picture.rgba());
             ctx.load_texture(format!("qr-{order_no}"), image, TextureOptions::NEAREST)
         });
         self.current = Some((order_no.clone(), texture.clone()));
         texture
-    }
-}
-
-/// The QR as an image: encoded locally from its text (one pixel per module, scaled up sharp
-/// by the GPU), or decoded from the provider's picture.
-fn image_of(qr: &QrPayload) -> Result<egui::ColorImage, String> {
-    match qr {
-        QrPayload::Text(text) => {
-            let matrix = crate::qr::encode(text).map_err(|err| err.to_string())?;
-            let pixels = matrix
-                .dark
-                .iter()
-                .map(|&dark| if dark { Color32::BLACK } else { Color32::WHITE })
-                .collect();
-            Ok(egui::ColorImage::new([matrix.size, matrix.size], pixels))
-        }
-        QrPayload::Image(bytes) => {
-            let decoded = image::load_from_memory(bytes)
-                .map_err(|err| format!("QR picture unreadable: {err}"))?;
-            let rgba = decoded.to_rgba8();
-            let size = [rgba.width() as usize, rgba.height() as usize];
-            Ok(egui::ColorImage::from_rgba_unmultiplied(
-                size,
-                rgba.as_raw(),
-            ))
-        }
     }
 }
 
