@@ -16,7 +16,8 @@
 //!   ≤ 5 MB.
 //! - Verified callbacks per second through the listener: signed notifies sent 64 at a time
 //!   to open orders (each pays one: a ledger transaction), then the same again (repeats: each
-//!   verified and found already paid). Target ≥ 5,000 a second.
+//!   verified and found already paid); several rounds, each on its own orders, median and
+//!   slowest round. Target ≥ 5,000 a second.
 //!
 //! Modes: `cargo bench` passes `--bench`: the full run, exit 1 when a target is missed.
 //! `--short` (CI): fewer samples, exit 1 only when a figure is more than twice its target.
@@ -305,10 +306,10 @@ fn main() {
     } else {
         Mode::Smoke
     };
-    let (warmup, sales, polled, callbacks) = match mode {
-        Mode::Smoke => (2, 5, 1, 64),
-        Mode::Short => (20, 200, 6, 2_000),
-        Mode::Full => (50, 1_000, 20, 10_000),
+    let (warmup, sales, polled, callbacks, rounds) = match mode {
+        Mode::Smoke => (2, 5, 1, 64, 1),
+        Mode::Short => (20, 200, 6, 2_000, 3),
+        Mode::Full => (50, 1_000, 20, 5_000, 5),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -434,23 +435,25 @@ fn main() {
 
     // Callbacks through the listener.
     if part("callbacks") {
-        let (paying, repeats) = runtime.block_on(callback_rate(callbacks));
-        rows.push(Row {
-            figure: format!("Verified callbacks per second, each paying an order ({callbacks})"),
-            median: format!("{paying:.0}/s"),
-            p99: String::new(),
-            worst: String::new(),
-            target: "≥ 5,000/s",
-            ratio: 5_000.0 / paying.max(1.0),
-        });
-        rows.push(Row {
-            figure: format!("Verified callbacks per second, repeats of paid orders ({callbacks})"),
-            median: format!("{repeats:.0}/s"),
-            p99: String::new(),
-            worst: String::new(),
-            target: "≥ 5,000/s",
-            ratio: 5_000.0 / repeats.max(1.0),
-        });
+        let (paying, repeats) = runtime.block_on(callback_rate(callbacks, rounds));
+        for (what, mut rates) in [
+            ("each paying an order", paying),
+            ("repeats of paid orders", repeats),
+        ] {
+            rates.sort_by(f64::total_cmp);
+            // The median round; the worst is the slowest.
+            let median = rates[rates.len() / 2];
+            rows.push(Row {
+                figure: format!(
+                    "Verified callbacks per second, {what} ({rounds} rounds of {callbacks})"
+                ),
+                median: format!("{median:.0}/s"),
+                p99: String::new(),
+                worst: format!("{:.0}/s", rates[0]),
+                target: "≥ 5,000/s",
+                ratio: 5_000.0 / median.max(1.0),
+            });
+        }
     }
 
     println!("| figure | median | p99 | worst | target | verdict |");
@@ -483,56 +486,59 @@ fn main() {
     }
 }
 
-/// Opens `count` orders, then sends each its signed notify (64 in flight), then all again:
-/// the rates of paying and of repeated callbacks.
-async fn callback_rate(count: usize) -> (f64, f64) {
+/// Opens `count` orders per round, then in each round sends that round's orders their signed
+/// notifies (64 in flight), then all of them again: the rates of paying and of repeated
+/// callbacks, one per round.
+async fn callback_rate(count: usize, rounds: usize) -> (Vec<f64>, Vec<f64>) {
     let rig = listener_rig::start(service::listener::Limits::default()).await;
     let orders = rig
-        .open_orders(count, |i| 100 + i64::try_from(i).unwrap())
+        .open_orders(count * rounds, |i| 100 + i64::try_from(i).unwrap())
         .await;
-    let bodies: Vec<String> = orders
-        .iter()
-        .map(|(order_no, amount)| {
-            listener_rig::notify_body(order_no.as_str(), &amount.to_yuan(), listener_rig::TOKEN)
-        })
-        .collect();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()
         .unwrap();
-    let mut rates = Vec::new();
-    for _round in 0..2 {
-        let queue = Arc::new(std::sync::Mutex::new(bodies.clone()));
-        let started = Instant::now();
-        let mut senders = tokio::task::JoinSet::new();
-        for _ in 0..64 {
-            let (queue, client, url) = (queue.clone(), client.clone(), rig.notify_url());
-            senders.spawn(async move {
-                loop {
-                    let Some(body) = queue.lock().unwrap().pop() else {
-                        return;
-                    };
-                    let answer = client
-                        .post(&url)
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .body(body)
-                        .send()
-                        .await
-                        .unwrap();
-                    assert!(answer.status().is_success(), "{}", answer.status());
-                }
-            });
+    let (mut paying, mut repeats) = (Vec::new(), Vec::new());
+    for round in orders.chunks(count) {
+        let bodies: Vec<String> = round
+            .iter()
+            .map(|(order_no, amount)| {
+                listener_rig::notify_body(order_no.as_str(), &amount.to_yuan(), listener_rig::TOKEN)
+            })
+            .collect();
+        for rates in [&mut paying, &mut repeats] {
+            let queue = Arc::new(std::sync::Mutex::new(bodies.clone()));
+            let started = Instant::now();
+            let mut senders = tokio::task::JoinSet::new();
+            for _ in 0..64 {
+                let (queue, client, url) = (queue.clone(), client.clone(), rig.notify_url());
+                senders.spawn(async move {
+                    loop {
+                        let Some(body) = queue.lock().unwrap().pop() else {
+                            return;
+                        };
+                        let answer = client
+                            .post(&url)
+                            .header("content-type", "application/x-www-form-urlencoded")
+                            .body(body)
+                            .send()
+                            .await
+                            .unwrap();
+                        assert!(answer.status().is_success(), "{}", answer.status());
+                    }
+                });
+            }
+            while let Some(done) = senders.join_next().await {
+                done.unwrap();
+            }
+            rates.push(round.len() as f64 / started.elapsed().as_secs_f64());
         }
-        while let Some(done) = senders.join_next().await {
-            done.unwrap();
-        }
-        rates.push(count as f64 / started.elapsed().as_secs_f64());
     }
     let (paid, _) = rig.ledger_counts();
     assert_eq!(
         paid.values().filter(|&&n| n == 1).count(),
-        count,
+        count * rounds,
         "every order paid exactly once"
     );
-    (rates[0], rates[1])
+    (paying, repeats)
 }

@@ -1333,9 +1333,16 @@ impl Inner {
         update.paid_amount = report.amount;
         update.paid_amount_signed = report.amount_signed;
         crash::reached(crash::CrashPoint::CallbackBeforeLedger);
-        self.apply(&order_no, update, None).await?;
+        let applied = self.apply(&order_no, update, None).await?;
         crash::reached(crash::CrashPoint::CallbackAfterLedger);
-        self.wake(&order_no, order::WatchCommand::Refresh);
+        self.wake(
+            &order_no,
+            if applied.order.status == PaymentStatus::Paid {
+                order::WatchCommand::Paid
+            } else {
+                order::WatchCommand::Refresh
+            },
+        );
         Some(provider.callback_ack(true))
     }
 }

@@ -26,6 +26,9 @@ pub enum WatchCommand {
     QueryNow,
     /// The order changed elsewhere (staff, callback): re-read it.
     Refresh,
+    /// A callback's paid status is committed: the watch ends (paid is terminal) without
+    /// reading the order again, one read less per paying notify.
+    Paid,
 }
 
 /// Starts a sale: ledger first, then the create request, then the watch.
@@ -447,6 +450,7 @@ impl Watch {
                 () = tokio::time::sleep(delay) => self.query(&order, false).await,
                 command = self.rx.recv() => match command {
                     Some(WatchCommand::QueryNow) => self.query(&order, true).await,
+                    Some(WatchCommand::Paid) => return,
                     Some(WatchCommand::Refresh) | None => {}
                 },
             }
