@@ -554,38 +554,29 @@ async fn callback_rate(count: usize, rounds: usize) -> (Vec<f64>, Vec<f64>) {
         .unwrap();
     let (mut paying, mut repeats) = (Vec::new(), Vec::new());
     for round in orders.chunks(count) {
-        let bodies: Vec<String> = round
+        let bodies: Vec<((), String)> = round
             .iter()
             .map(|(order_no, amount)| {
-                listener_rig::notify_body(order_no.as_str(), &amount.to_yuan(), listener_rig::TOKEN)
+                (
+                    (),
+                    listener_rig::notify_body(
+                        order_no.as_str(),
+                        &amount.to_yuan(),
+                        listener_rig::TOKEN,
+                    ),
+                )
             })
             .collect();
         for rates in [&mut paying, &mut repeats] {
-            let queue = Arc::new(std::sync::Mutex::new(bodies.clone()));
             let started = Instant::now();
-            let mut senders = tokio::task::JoinSet::new();
-            for _ in 0..64 {
-                let (queue, client, url) = (queue.clone(), client.clone(), rig.notify_url());
-                senders.spawn(async move {
-                    loop {
-                        let Some(body) = queue.lock().unwrap().pop() else {
-                            return;
-                        };
-                        let answer = client
-                            .post(&url)
-                            .header("content-type", "application/x-www-form-urlencoded")
-                            .body(body)
-                            .send()
-                            .await
-                            .unwrap();
-                        assert!(answer.status().is_success(), "{}", answer.status());
-                    }
-                });
-            }
-            while let Some(done) = senders.join_next().await {
-                done.unwrap();
-            }
-            rates.push(round.len() as f64 / started.elapsed().as_secs_f64());
+            let answers =
+                listener_rig::send_notifies(&client, &rig.notify_url(), bodies.clone(), 64).await;
+            let elapsed = started.elapsed();
+            assert!(
+                answers.iter().all(|(_, status, _)| *status == 200),
+                "every notify answered 200"
+            );
+            rates.push(round.len() as f64 / elapsed.as_secs_f64());
         }
     }
     let (paid, _) = rig.ledger_counts();

@@ -14,7 +14,6 @@
 
 mod listener_rig;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use listener_rig::{TOKEN, notify_body};
@@ -93,37 +92,12 @@ async fn run() {
     fastrand::shuffle(&mut callbacks);
     assert_eq!(callbacks.len(), 2_000);
 
-    // IN_FLIGHT senders share one queue; each sends its next notify when its last is answered.
-    let queue = Arc::new(std::sync::Mutex::new(callbacks));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let mut senders = tokio::task::JoinSet::new();
-    for _ in 0..IN_FLIGHT {
-        let (queue, client, url) = (queue.clone(), client.clone(), rig.notify_url());
-        senders.spawn(async move {
-            let mut answers = Vec::new();
-            loop {
-                let Some((kind, body)) = queue.lock().unwrap().pop() else {
-                    return answers;
-                };
-                let answer = client
-                    .post(&url)
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("the listener answers");
-                let status = answer.status().as_u16();
-                answers.push((kind, status, answer.text().await.unwrap()));
-            }
-        });
-    }
-    let mut answers = Vec::new();
-    while let Some(done) = senders.join_next().await {
-        answers.extend(done.unwrap());
-    }
+    let answers =
+        listener_rig::send_notifies(&client, &rig.notify_url(), callbacks, IN_FLIGHT).await;
     let sent = started.elapsed() - opened;
     assert_eq!(answers.len(), 2_000);
     for (kind, status, text) in &answers {

@@ -137,6 +137,48 @@ impl Rig {
     }
 }
 
+/// Sends each `(tag, body)` to `url` as a form-encoded notify, `in_flight` at a time (each
+/// sender sends its next when its last is answered); every answer, with its tag, status and
+/// text, in no particular order.
+#[allow(
+    dead_code,
+    reason = "the hostile-client tests write their own raw requests"
+)]
+pub async fn send_notifies<T: Send + 'static>(
+    client: &reqwest::Client,
+    url: &str,
+    notifies: Vec<(T, String)>,
+    in_flight: usize,
+) -> Vec<(T, u16, String)> {
+    let queue = Arc::new(std::sync::Mutex::new(notifies));
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..in_flight {
+        let (queue, client, url) = (queue.clone(), client.clone(), url.to_string());
+        senders.spawn(async move {
+            let mut answers = Vec::new();
+            loop {
+                let Some((tag, body)) = queue.lock().expect("queue").pop() else {
+                    return answers;
+                };
+                let answer = client
+                    .post(&url)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("the listener answers");
+                let status = answer.status().as_u16();
+                answers.push((tag, status, answer.text().await.expect("answer text")));
+            }
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(done) = senders.join_next().await {
+        answers.extend(done.expect("sender"));
+    }
+    answers
+}
+
 /// igepay's paid notify as a form body: `sign` is `md5(order_id + price + token)` (seed 001).
 pub fn notify_body(order_no: &str, price: &str, token: &str) -> String {
     let mut hasher = Md5::new();
