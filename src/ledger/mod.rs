@@ -335,6 +335,15 @@ const ORDER_COLUMNS: &str = "order_no, provider_id, provider_kind, channel, amou
     paid_fen, status, provider_order_id, subject, operator, demo, created_at, expires_at, paid_at, \
     late_paid, amount_mismatch, message";
 
+/// What every connection to the ledger gets, the writer's and the reader's: a wait for
+/// another process's lock, and the statements kept prepared (parsing the SQL again for each
+/// status change cost more than running it).
+fn connection_settings(conn: &Connection) -> Result<(), LedgerError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
 impl Ledger {
     /// Opens (creating if needed) the ledger file and brings its schema up to date.
     ///
@@ -366,9 +375,6 @@ impl Ledger {
             source,
         })?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // Every statement of the sale's path is kept prepared: parsing the SQL again for
-        // each status change cost more than running it.
-        conn.set_prepared_statement_cache_capacity(64);
         survive::check(&conn, path)?;
         let mut ledger = Self::init(conn)?;
         ledger._till_lock = Some(lock);
@@ -397,8 +403,7 @@ impl Ledger {
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.set_prepared_statement_cache_capacity(64);
+        connection_settings(&conn)?;
         Ok(Some(Ledger {
             conn,
             _till_lock: None,
@@ -407,10 +412,7 @@ impl Ledger {
     }
 
     fn init(conn: Connection) -> Result<Self, LedgerError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // Every statement of the sale's path is kept prepared: parsing the SQL again for
-        // each status change cost more than running it.
-        conn.set_prepared_statement_cache_capacity(64);
+        connection_settings(&conn)?;
         // WAL keeps readers off the writer's back; FULL makes a commit survive power loss.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;

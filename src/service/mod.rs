@@ -359,6 +359,16 @@ fn spawn_writer(
     });
 }
 
+/// Runs `f` on a ledger connection (under its lock) off the async threads.
+async fn on_blocking_thread<T: Send + 'static>(
+    connection: Arc<Mutex<Ledger>>,
+    f: impl FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
+) -> Result<T, LedgerError> {
+    tokio::task::spawn_blocking(move || f(&mut lock(&connection)))
+        .await
+        .unwrap_or_else(|err| Err(LedgerError::Corrupt(format!("ledger task failed: {err}"))))
+}
+
 /// The QR with its picture, made on a blocking thread (encoding takes about a millisecond).
 async fn shown_qr(payload: QrPayload) -> Arc<ShownQr> {
     let kept = payload.clone();
@@ -917,20 +927,14 @@ impl Inner {
         &self,
         f: impl FnOnce(&Ledger) -> Result<T, LedgerError> + Send + 'static,
     ) -> Result<T, LedgerError> {
-        let reader = self.reader.clone();
-        tokio::task::spawn_blocking(move || f(&lock(&reader)))
-            .await
-            .unwrap_or_else(|err| Err(LedgerError::Corrupt(format!("ledger task failed: {err}"))))
+        on_blocking_thread(self.reader.clone(), move |reader| f(reader)).await
     }
 
     async fn with_ledger<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
     ) -> Result<T, LedgerError> {
-        let ledger = self.ledger.clone();
-        tokio::task::spawn_blocking(move || f(&mut lock(&ledger)))
-            .await
-            .unwrap_or_else(|err| Err(LedgerError::Corrupt(format!("ledger task failed: {err}"))))
+        on_blocking_thread(self.ledger.clone(), f).await
     }
 
     /// Applies an update and tells the UI; returns the result, or `None` after reporting a
