@@ -47,6 +47,8 @@ fn a_whole_sale_with_the_mouse() {
     rig.wait_for("请扫码支付");
     rig.harness.get_by_label("¥12.30");
     rig.harness.get_by_label_contains("剩余时间");
+    // Offered once the provider has the order (the create's answer).
+    rig.wait_for("模拟顾客付款");
     rig.harness.get_by_label_contains("模拟顾客付款").click();
     rig.wait_for("支付成功");
     rig.harness.get_by_label("¥12.30");

@@ -193,7 +193,11 @@ fn details(ui: &mut egui::Ui, state: &TillState, order_no: &OrderNo, actions: &m
     {
         actions.push(Action::Cancel(order_no.clone()));
     }
-    if state.provider_can_query
+    // Asking the provider, or paying in demo mode, needs the order to exist there: while the
+    // create request is out only Cancel is offered, as the keys F5 and F9 act only then.
+    let created = matches!(state.screen, Screen::Qr(_));
+    if created
+        && state.provider_can_query
         && ui
             .add(key_button(
                 state.t("立即查询", "Query now"),
@@ -204,7 +208,7 @@ fn details(ui: &mut egui::Ui, state: &TillState, order_no: &OrderNo, actions: &m
     {
         actions.push(Action::QueryNow(order_no.clone()));
     }
-    if state.demo {
+    if created && state.demo {
         let simulate = key_button(
             state.t("模拟顾客付款", "Simulate customer payment"),
             "F9",
