@@ -218,8 +218,18 @@ struct SandboxState {
     settings: HashMap<String, String>,
     /// The faults in force.
     faults: Faults,
-    /// How long each protocol request took inside the sandbox, the last [`HANDLING_KEPT`].
-    handling: std::collections::VecDeque<(String, Duration)>,
+    /// How many protocol requests the sandbox has answered, and its time inside them.
+    handling: Handling,
+}
+
+/// The sandbox's own share of every protocol request since it started: a running total (not
+/// a list), so that reading it costs the same after a million requests as after one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Handling {
+    /// Protocol requests answered.
+    pub requests: u64,
+    /// Time spent inside the sandbox answering them (fault injection included).
+    pub time: Duration,
 }
 
 impl SandboxState {
@@ -669,11 +679,10 @@ impl Sandbox {
         demo_config_at(&self.base_url)
     }
 
-    /// How long the sandbox took to answer each protocol request (path, time inside the
-    /// sandbox), oldest first, at most the last [`HANDLING_KEPT`]: benchmarks subtract it to
-    /// get the till's own share of a round trip.
-    pub fn handling_times(&self) -> Vec<(String, Duration)> {
-        self.state.lock().handling.iter().cloned().collect()
+    /// The sandbox's own time in protocol requests so far: benchmarks subtract the
+    /// difference of two readings from a round trip to get the till's own share.
+    pub fn handling(&self) -> Handling {
+        self.state.lock().handling
     }
 
     /// Every simulated order (for tests).
@@ -682,9 +691,6 @@ impl Sandbox {
         self.state.lock().orders.clone()
     }
 }
-
-/// How many request timings the sandbox keeps.
-pub const HANDLING_KEPT: usize = 20_000;
 
 /// The config for a sandbox at `base_url` (e.g. one started by `qrtill sandbox` in another
 /// process): one account per protocol.
@@ -860,27 +866,20 @@ async fn time_handling(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let path = request.uri().path().to_string();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     let took = started.elapsed();
-    let mut inner = state.lock();
-    if inner.handling.len() >= HANDLING_KEPT {
-        inner.handling.pop_front();
-    }
-    inner.handling.push_back((path, took));
+    let handling = &mut state.lock().handling;
+    handling.requests += 1;
+    handling.time += took;
     response
 }
 
-/// `GET /_sandbox/handling`: `[{"path": …, "micros": …}]`, oldest first.
+/// `GET /_sandbox/handling`: `{"requests": …, "micros": …}`, the running totals of
+/// [`Handling`].
 async fn list_handling(State(state): State<Shared>) -> impl IntoResponse {
-    let times: Vec<serde_json::Value> = state
-        .lock()
-        .handling
-        .iter()
-        .map(|(path, took)| serde_json::json!({"path": path, "micros": took.as_micros()}))
-        .collect();
-    axum::Json(times)
+    let Handling { requests, time } = state.lock().handling;
+    axum::Json(serde_json::json!({"requests": requests, "micros": time.as_micros()}))
 }
 
 async fn list_notifies(State(state): State<Shared>) -> impl IntoResponse {
