@@ -23,7 +23,9 @@
 //! (and the worst) is reported, as with the callback rounds.
 //!
 //! Modes: `cargo bench` passes `--bench`: the full run, exit 1 when a target is missed.
-//! `--short` (CI): fewer samples, exit 1 only when a figure is more than twice its target.
+//! `--short` (CI): fewer samples, exit 1 only when a figure is more than twice its target in
+//! each of three attempts (a part over the limit is measured again on a fresh till; every
+//! attempt is printed with the host's CPU steal over it, read from `/proc/stat`).
 //! Neither (as `cargo test --benches` runs it): a smoke run of a few samples, no verdict.
 
 #![allow(
@@ -318,7 +320,7 @@ fn main() {
     let sandbox = start_sandbox();
     let base = sandbox.base_url.clone();
     let http = reqwest::Client::new();
-    let mut rows = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     // `--only sales|polling|callbacks` runs one part (while working on it).
     let only = args
         .iter()
@@ -329,7 +331,8 @@ fn main() {
 
     // Sales by callback: Enter → QR, paid → paid screen, and the memory over them; several
     // runs, each a fresh till: a figure is its median run (and its worst).
-    if part("sales") {
+    let sales_part = || {
+        let mut rows = Vec::new();
         // ispay.in answers a create with its order id only (the QR comes with the first
         // status query: two round trips); gatepay's create answer carries the QR (one).
         let kinds = ["ispay", "gatepay"];
@@ -388,10 +391,12 @@ fn main() {
             target: "≤ 5 MB (over 1,000)",
             ratio: growth_mb / 5.0,
         });
-    }
+        rows
+    };
 
     // Sales found by polling.
-    if part("polling") {
+    let polling_part = || {
+        let mut rows = Vec::new();
         let mut till = Till::start(&runtime, &base, false);
         for kind in ["ispay", "gatepay"] {
             till.switch(kind);
@@ -421,10 +426,12 @@ fn main() {
             });
         }
         drop(till);
-    }
+        rows
+    };
 
     // Callbacks through the listener.
-    if part("callbacks") {
+    let callbacks_part = || {
+        let mut rows = Vec::new();
         let (paying, repeats) = runtime.block_on(callback_rate(callbacks, rounds));
         for (what, mut rates) in [
             ("each paying an order", paying),
@@ -444,6 +451,51 @@ fn main() {
                 ratio: 5_000.0 / median.max(1.0),
             });
         }
+        rows
+    };
+
+    // A figure over the limit in short mode is measured again (at most twice more, each
+    // time on a fresh till): a shared build machine's host steals CPU time and stalls the
+    // disk in bursts (this 2-core VM measured Enter → QR p99 between 5 and 65 ms on the
+    // same code within an hour), and CI should fail on a slow till, not on a noisy hour.
+    // Only a figure over the limit in every attempt fails the run. Every attempt is printed
+    // with the host's steal over it.
+    let limit = match mode {
+        Mode::Smoke => f64::INFINITY,
+        Mode::Short => 2.0,
+        Mode::Full => 1.0,
+    };
+    let attempts = if mode == Mode::Short { 3 } else { 1 };
+    let parts: [(&str, &dyn Fn() -> Vec<Row>); 3] = [
+        ("sales", &sales_part),
+        ("polling", &polling_part),
+        ("callbacks", &callbacks_part),
+    ];
+    let mut steal_notes = Vec::new();
+    for (name, measure) in parts {
+        if !part(name) {
+            continue;
+        }
+        for attempt in 1..=attempts {
+            let steal = Steal::start();
+            let got = measure();
+            let stolen = steal.percent();
+            let over: Vec<&Row> = got.iter().filter(|r| r.ratio > limit).collect();
+            if !over.is_empty() && attempt < attempts {
+                for row in over {
+                    eprintln!(
+                        "{name}, attempt {attempt} (host steal {stolen:.1} %): {} at ×{:.2} of its target, over the limit ×{limit}; measuring again",
+                        row.figure, row.ratio
+                    );
+                }
+                continue;
+            }
+            steal_notes.push(format!(
+                "{name}: attempt {attempt} of {attempts}, host steal {stolen:.1} % of CPU time"
+            ));
+            rows.extend(got);
+            break;
+        }
     }
 
     println!("| figure | median | p99 | worst | target | verdict |");
@@ -459,20 +511,56 @@ fn main() {
             "| {} | {} | {} | {} | {} | {verdict} |",
             row.figure, row.median, row.p99, row.worst, row.target
         );
-        let limit = match mode {
-            Mode::Smoke => f64::INFINITY,
-            Mode::Short => 2.0,
-            Mode::Full => 1.0,
-        };
         if row.ratio > limit {
             failed.push(row.figure.clone());
         }
+    }
+    println!();
+    for note in &steal_notes {
+        println!("- {note}");
     }
     // `exit` skips destructors: the sandbox process is stopped first.
     drop(sandbox);
     if !failed.is_empty() {
         eprintln!("over the limit: {}", failed.join("; "));
         std::process::exit(1);
+    }
+}
+
+/// The host's steal over a stretch of the run, from `/proc/stat`: the share of all CPU time
+/// that the hypervisor gave to other guests while this one wanted to run.
+struct Steal {
+    start: Option<(u64, u64)>,
+}
+
+impl Steal {
+    fn start() -> Steal {
+        Steal {
+            start: Self::read(),
+        }
+    }
+
+    /// (steal, total) jiffies of all CPUs: the first line of `/proc/stat`.
+    fn read() -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        Some((*fields.get(7)?, fields.iter().take(8).sum()))
+    }
+
+    /// The steal since `start`, in percent of all CPU time (0 where `/proc/stat` is missing).
+    fn percent(&self) -> f64 {
+        match (self.start, Self::read()) {
+            (Some((steal0, total0)), Some((steal1, total1))) if total1 > total0 => {
+                100.0 * steal1.saturating_sub(steal0) as f64 / (total1 - total0) as f64
+            }
+            _ => 0.0,
+        }
     }
 }
 
