@@ -25,6 +25,10 @@ impl eframe::App for Bare {
         }
     }
 
+    fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {
+        fonts::limit_atlas(raw_input);
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         if let Some(log) = &mut self.frames
             && !log.record(frame.info().cpu_usage, "bare")

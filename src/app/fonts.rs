@@ -29,6 +29,24 @@ pub fn install(ctx: &egui::Context) {
     ));
 }
 
+/// The widest font atlas the till lets egui make, in texels. egui makes its atlas as wide as
+/// the renderer allows, and every row it adds is that wide: under Mesa's software renderer
+/// (16,384) the till's first screen made a 16,384 × 128 atlas, 8 MB, held once by egui and
+/// once more by the renderer. 2,048 is egui's own portable default and holds the same glyphs
+/// in far fewer texels.
+pub const ATLAS_SIDE: usize = 2048;
+
+/// Caps the texture side egui is told of (and so the font atlas's width) at [`ATLAS_SIDE`]:
+/// for `eframe::App::raw_input_hook`, in the till and in the bare window it is measured
+/// against.
+pub fn limit_atlas(raw_input: &mut egui::RawInput) {
+    raw_input.max_texture_side = Some(
+        raw_input
+            .max_texture_side
+            .map_or(ATLAS_SIDE, |side| side.min(ATLAS_SIDE)),
+    );
+}
+
 /// Larger default type, a still cursor (a blinking one repaints twice a second), and calm
 /// visuals.
 pub fn style(ctx: &egui::Context) {

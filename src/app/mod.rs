@@ -423,6 +423,10 @@ impl eframe::App for TillApp {
         }
     }
 
+    fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {
+        fonts::limit_atlas(raw_input);
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         if let Some(log) = &mut self.frames {
             let view = match self.state.view {
