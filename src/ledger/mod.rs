@@ -384,6 +384,10 @@ impl Ledger {
             path: path.display().to_string(),
             source,
         })?;
+        // Only the wait for a lock before the check: the rest of `connection_settings` comes
+        // with `init`, after it, because setting the page cache reads the file's header and
+        // would turn a damaged ledger into a bare "file is not a database" instead of the
+        // check's message naming the file and its backups.
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         survive::check(&conn, path)?;
         let mut ledger = Self::init(conn)?;
