@@ -224,12 +224,14 @@ struct SandboxState {
 
 /// The sandbox's own share of every protocol request since it started: a running total (not
 /// a list), so that reading it costs the same after a million requests as after one.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Handling {
+/// Read through `GET /_sandbox/handling`: the till benchmark (another process) subtracts
+/// the difference of two readings from a round trip to get the till's own share.
+#[derive(Debug, Clone, Copy, Default)]
+struct Handling {
     /// Protocol requests answered.
-    pub requests: u64,
+    requests: u64,
     /// Time spent inside the sandbox answering them (fault injection included).
-    pub time: Duration,
+    time: Duration,
 }
 
 impl SandboxState {
@@ -633,7 +635,7 @@ impl Sandbox {
             .route("/_sandbox/orders", get(list_orders))
             .route("/_sandbox/calls", get(list_calls))
             .route("/_sandbox/notifies", get(list_notifies))
-            .route("/_sandbox/handling", get(list_handling))
+            .route("/_sandbox/handling", get(handling_totals))
             .route("/_sandbox/orders/{order_no}/notify", post(resend_notify))
             .route("/_sandbox/orders/{order_no}/state/{code}", post(set_code))
             .route("/_sandbox/orders/{order_no}/{action}", post(control))
@@ -677,12 +679,6 @@ impl Sandbox {
     /// A config file that points every protocol at this sandbox.
     pub fn demo_config(&self) -> String {
         demo_config_at(&self.base_url)
-    }
-
-    /// The sandbox's own time in protocol requests so far: benchmarks subtract the
-    /// difference of two readings from a round trip to get the till's own share.
-    pub fn handling(&self) -> Handling {
-        self.state.lock().handling
     }
 
     /// Every simulated order (for tests).
@@ -877,7 +873,7 @@ async fn time_handling(
 
 /// `GET /_sandbox/handling`: `{"requests": …, "micros": …}`, the running totals of
 /// [`Handling`].
-async fn list_handling(State(state): State<Shared>) -> impl IntoResponse {
+async fn handling_totals(State(state): State<Shared>) -> impl IntoResponse {
     let Handling { requests, time } = state.lock().handling;
     axum::Json(serde_json::json!({"requests": requests, "micros": time.as_micros()}))
 }
