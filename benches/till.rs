@@ -344,50 +344,45 @@ fn main() {
             let http = reqwest::Client::new();
             runs.push(sales_run(&runtime, &http, &base, &kinds, warmup, sales));
         }
-        let pick = |f: &dyn Fn(&SalesRun) -> Duration| {
-            let mut values: Vec<Duration> = runs.iter().map(f).collect();
-            values.sort();
-            (values[values.len() / 2], values[values.len() - 1])
-        };
+        let pick = |f: &dyn Fn(&SalesRun) -> Duration| spread(runs.iter().map(f).collect());
         for (k, kind) in kinds.iter().enumerate() {
-            let (median, _) = pick(&|r| r.enter_to_qr[k].0);
-            let (p99, worst_p99) = pick(&|r| r.enter_to_qr[k].1);
-            let (_, worst) = pick(&|r| r.enter_to_qr[k].2);
+            let median = pick(&|r| r.enter_to_qr[k].0).median;
+            let p99 = pick(&|r| r.enter_to_qr[k].1);
+            let worst = pick(&|r| r.enter_to_qr[k].2).highest;
             rows.push(Row {
                 figure: format!(
                     "Enter → QR drawn, own share ({sale_runs} runs of {} sales, {kind}; worst p99 {})",
                     sales / kinds.len(),
-                    ms(worst_p99)
+                    ms(p99.highest)
                 ),
                 median: ms(median),
-                p99: ms(p99),
+                p99: ms(p99.median),
                 worst: ms(worst),
                 target: "p99 ≤ 5 ms",
-                ratio: p99.as_secs_f64() / 0.005,
+                ratio: p99.median.as_secs_f64() / 0.005,
             });
         }
-        let (median, _) = pick(&|r| r.paid_by_callback.0);
-        let (p99, worst_p99) = pick(&|r| r.paid_by_callback.1);
-        let (_, worst) = pick(&|r| r.paid_by_callback.2);
+        let median = pick(&|r| r.paid_by_callback.0).median;
+        let p99 = pick(&|r| r.paid_by_callback.1);
+        let worst = pick(&|r| r.paid_by_callback.2).highest;
         rows.push(Row {
             figure: format!(
                 "Provider marks paid → paid screen, by callback ({sale_runs} runs of {sales} sales; worst p99 {})",
-                ms(worst_p99)
+                ms(p99.highest)
             ),
             median: ms(median),
-            p99: ms(p99),
+            p99: ms(p99.median),
             worst: ms(worst),
             target: "p99 ≤ 50 ms",
-            ratio: p99.as_secs_f64() / 0.050,
+            ratio: p99.median.as_secs_f64() / 0.050,
         });
-        let mut growth: Vec<f64> = runs.iter().map(|r| r.growth_mb).collect();
-        growth.sort_by(f64::total_cmp);
-        let growth_mb = growth[growth.len() / 2];
+        let growth = spread(runs.iter().map(|r| r.growth_mb).collect());
+        let growth_mb = growth.median;
         rows.push(Row {
             figure: format!("Resident memory growth over {sales} sales ({sale_runs} runs)"),
             median: format!("{growth_mb:.2} MB"),
             p99: String::new(),
-            worst: format!("{:.2} MB", growth[growth.len() - 1]),
+            worst: format!("{:.2} MB", growth.highest),
             target: "≤ 5 MB (over 1,000)",
             ratio: growth_mb / 5.0,
         });
@@ -433,20 +428,20 @@ fn main() {
     let callbacks_part = || {
         let mut rows = Vec::new();
         let (paying, repeats) = runtime.block_on(callback_rate(callbacks, rounds));
-        for (what, mut rates) in [
+        for (what, rates) in [
             ("each paying an order", paying),
             ("repeats of paid orders", repeats),
         ] {
-            rates.sort_by(f64::total_cmp);
             // The median round; the worst is the slowest.
-            let median = rates[rates.len() / 2];
+            let rates = spread(rates);
+            let median = rates.median;
             rows.push(Row {
                 figure: format!(
                     "Verified callbacks per second, {what} ({rounds} rounds of {callbacks})"
                 ),
                 median: format!("{median:.0}/s"),
                 p99: String::new(),
-                worst: format!("{:.0}/s", rates[0]),
+                worst: format!("{:.0}/s", rates.lowest),
                 target: "≥ 5,000/s",
                 ratio: 5_000.0 / median.max(1.0),
             });
@@ -561,6 +556,23 @@ impl Steal {
             }
             _ => 0.0,
         }
+    }
+}
+
+/// The median and both ends of a figure taken once per run (or round).
+struct Spread<T> {
+    lowest: T,
+    median: T,
+    highest: T,
+}
+
+/// The [`Spread`] of `values` (at least one; the median of an even count is the upper one).
+fn spread<T: Copy + PartialOrd>(mut values: Vec<T>) -> Spread<T> {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN among the figures"));
+    Spread {
+        lowest: values[0],
+        median: values[values.len() / 2],
+        highest: values[values.len() - 1],
     }
 }
 
