@@ -169,9 +169,12 @@ impl Till {
             ..Default::default()
         };
         let (state, textures) = (&mut self.state, &mut self.textures);
-        let output = self.ctx.run_ui(input, |ui| {
+        let mut output = self.ctx.run_ui(input, |ui| {
             let _ = qrtill::ui::draw(ui, state, textures);
         });
+        // No GPU here to upload the font atlas and QR images to; egui asserts (in debug
+        // builds, as `cargo test --benches` runs this) that they are not dropped unread.
+        output.textures_delta.clear();
         let _ = self.ctx.tessellate(output.shapes, output.pixels_per_point);
     }
 
